@@ -1,0 +1,126 @@
+"""Where the database is and how to connect to it: URL resolution and per-dialect engines.
+
+Every dialect detail of the connection lives here: SQLite's WAL journal, busy timeout and
+``BEGIN IMMEDIATE`` for writers, one shared connection for ``sqlite:///:memory:``, MySQL's
+isolation level, pre-ping for servers that restart.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+
+URL_ENV_VAR = "ZOHO_SA_STORE_URL"
+DEFAULT_URL = "sqlite:///zohooauth.db"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+"""How long a SQLite writer waits for another process's write lock, in milliseconds."""
+WRITE = "zoho_sa_store_write"
+"""Execution option marking a transaction that writes (SQLite then takes the lock at BEGIN)."""
+
+_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
+
+
+def resolve_url(url: str | URL | None = None) -> URL:
+    """The database URL: ``url`` if given, else ``$ZOHO_SA_STORE_URL``, else the default.
+
+    Args:
+        url: a SQLAlchemy URL or its string form, or None.
+
+    Returns:
+        A ``sqlalchemy.URL`` (default ``sqlite:///zohooauth.db`` in the working directory).
+
+    Raises:
+        TypeError: ``url`` is neither a str, a URL nor None.
+        sqlalchemy.exc.ArgumentError: the string is not a database URL.
+    """
+    if url is None:
+        url = os.environ.get(URL_ENV_VAR) or DEFAULT_URL
+    if not isinstance(url, (str, URL)):
+        raise TypeError(f"url must be a str or sqlalchemy.URL, not {type(url).__name__}")
+    return make_url(url)
+
+
+def check_table_name(name: object) -> str:
+    """Validate a table name: letters, digits and underscores, not starting with a digit.
+
+    Raises:
+        TypeError: not a str.
+        ValueError: any other character, or longer than 63 characters.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"table_name must be a str, not {type(name).__name__}")
+    if not _TABLE_NAME.match(name):
+        raise ValueError(
+            f"invalid table name {name!r}: use letters, digits and underscores (at most 63)"
+        )
+    return name
+
+
+def _is_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:") or "mode=memory" in str(url.query)
+
+
+def engine_options(url: URL) -> dict[str, Any]:
+    """Default ``create_engine`` options for the URL's dialect (the caller's win)."""
+    options: dict[str, Any] = {"hide_parameters": True}
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        if _is_memory(url):
+            options["poolclass"] = StaticPool
+            options["connect_args"] = {"check_same_thread": False}
+        else:
+            options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    else:
+        options["pool_pre_ping"] = True
+    if backend in ("mysql", "mariadb"):
+        options["isolation_level"] = "READ COMMITTED"
+    return options
+
+
+def make_engine(url: str | URL | None = None, **overrides: Any) -> Engine:
+    """A pooled engine for ``url`` (resolved by :func:`resolve_url`) with our defaults.
+
+    Args:
+        url: see :func:`resolve_url`.
+        **overrides: ``create_engine`` keyword arguments that replace our defaults.
+
+    Returns:
+        The engine. For SQLite it is set up by :func:`configure_sqlite`.
+    """
+    resolved = resolve_url(url)
+    engine = create_engine(resolved, **{**engine_options(resolved), **overrides})
+    if engine.dialect.name == "sqlite":
+        configure_sqlite(engine, memory=_is_memory(resolved))
+    return engine
+
+
+def configure_sqlite(engine: Engine, *, memory: bool = False) -> None:
+    """Make a SQLite engine safe for many processes sharing one file.
+
+    WAL lets readers run beside one writer; the busy timeout makes a writer wait for the lock
+    instead of failing; the driver's own transaction handling is replaced by explicit
+    ``BEGIN`` (readers) and ``BEGIN IMMEDIATE`` (transactions run with the :data:`WRITE`
+    execution option), so a writer takes its lock up front and never fails mid-transaction
+    with "database is locked". This follows SQLAlchemy's SQLite dialect documentation.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            if not memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        write = connection.get_execution_options().get(WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

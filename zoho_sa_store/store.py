@@ -1,0 +1,286 @@
+"""``SQLAlchemyTokenStore``: the SDK's ``TokenStore`` over one pooled SQLAlchemy engine.
+
+The SDK calls it as ``zohocrmsdk/src/com/zoho/api/authenticator/oauth_token.py`` shows:
+``find_token``/``find_token_by_id`` before every CRM API request, ``save_token`` after a
+grant exchange or refresh, ``delete_token`` from ``OAuthToken.remove()``. Which row a token
+means is decided in :mod:`zoho_sa_store.rules`; turning tokens into values and back in
+:mod:`zoho_sa_store.tokens`; this module only runs statements, one transaction per call.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    URL,
+    Connection,
+    Engine,
+    MetaData,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    insert,
+    inspect,
+    select,
+    update,
+)
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
+from zohocrmsdk.src.com.zoho.api.authenticator.store.token_store import TokenStore
+
+from zoho_sa_store.errors import TokenStoreError, driver_code, store_error
+from zoho_sa_store.model import DEFAULT_TABLE_NAME, NAMING_CONVENTION, OAuthTokenRow, token_table
+from zoho_sa_store.rules import SAVE_RULES, Lookup, lookup
+from zoho_sa_store.settings import WRITE, check_table_name, make_engine
+from zoho_sa_store.tokens import (
+    COLUMNS,
+    TokenFields,
+    clean_id,
+    merge_into,
+    new_token,
+    stored,
+    token_fields,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SAVE_ATTEMPTS = 3
+"""Tries of a save that lost an insert race or a deadlock to another writer."""
+_RETRYABLE_CODES = frozenset({"1213", "40001", "40P01"})  # deadlock / serialization failure
+
+
+class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
+    """The Zoho CRM SDK's token store, in any database SQLAlchemy reaches.
+
+    Args:
+        url: a SQLAlchemy URL (str or ``sqlalchemy.URL``). None: ``$ZOHO_SA_STORE_URL``,
+            else ``sqlite:///zohooauth.db``.
+        engine: an existing engine to use instead of ``url`` (not disposed by
+            :meth:`close`). For SQLite, build it with :func:`zoho_sa_store.make_engine`.
+        table_name: the table's name (letters, digits, underscores).
+        **engine_options: ``create_engine`` options that replace the defaults of
+            :func:`zoho_sa_store.settings.engine_options`.
+
+    Raises:
+        TypeError: both ``engine`` and ``url``/options given, or arguments of a wrong type.
+        ValueError: an invalid ``table_name``.
+
+    The table is made by the migrations (``alembic upgrade head`` or
+    :func:`zoho_sa_store.upgrade`); the store never checks the schema on the hot path, and a
+    missing table surfaces as :class:`TokenStoreError` saying so.
+    """
+
+    def __init__(
+        self,
+        url: str | URL | None = None,
+        *,
+        engine: Engine | None = None,
+        table_name: str = DEFAULT_TABLE_NAME,
+        **engine_options: Any,
+    ) -> None:
+        self.table_name = check_table_name(table_name)
+        if engine is not None:
+            if url is not None or engine_options:
+                raise TypeError("pass either engine or url/engine options, not both")
+            if not isinstance(engine, Engine):
+                raise TypeError(f"engine must be a sqlalchemy Engine, not {type(engine).__name__}")
+        self._owns_engine = engine is None
+        self.engine: Engine = engine if engine is not None else make_engine(url, **engine_options)
+        self.table: Table = (
+            OAuthTokenRow.__table__
+            if table_name == DEFAULT_TABLE_NAME
+            else token_table(MetaData(naming_convention=NAMING_CONVENTION), table_name)
+        )
+        self._selects: dict[tuple[str, ...], Select[Any]] = {}
+
+    def __repr__(self) -> str:
+        url = self.engine.url.render_as_string(hide_password=True)
+        return f"SQLAlchemyTokenStore({url!r}, table_name={self.table_name!r})"
+
+    def close(self) -> None:
+        """Dispose of the engine's pooled connections (only when the store created it)."""
+        if self._owns_engine:
+            self.engine.dispose()
+
+    def __enter__(self) -> SQLAlchemyTokenStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the SDK's TokenStore methods ---------------------------------------------------
+
+    def find_token(self, token: OAuthToken) -> OAuthToken | None:
+        """Find the stored row the token means and merge it into the token.
+
+        Args:
+            token: an ``OAuthToken``; the first rule of :mod:`zoho_sa_store.rules` that
+                applies to it picks the row.
+
+        Returns:
+            The same ``token`` with its blank fields filled from the row (its own values win,
+            ``user_signature`` set from ``user_name``), or None when no rule applies or no row
+            matches (the token is then untouched).
+
+        Raises:
+            TypeError, ValueError: ``token`` is not a valid ``OAuthToken``; no SQL runs.
+            TokenStoreError: the database failed (never None for a missing table).
+        """
+        found = lookup(token_fields(token))
+        if found is None:
+            return None
+        row = self._run("find_token", lambda conn: self._first(conn, found))
+        return None if row is None else merge_into(token, stored(row._mapping))
+
+    def find_token_by_id(self, id: str) -> OAuthToken | None:
+        """A new, complete ``OAuthToken`` built from row ``id``; None when there is none.
+
+        Raises:
+            TypeError, ValueError: ``id`` is not a str / not a valid id; no SQL runs.
+            TokenStoreError: the database failed.
+        """
+        token_id = clean_id(id)
+        if token_id is None:
+            return None
+        row = self._run(
+            "find_token_by_id", lambda c: self._first(c, Lookup("id", (("id", token_id),)))
+        )
+        return None if row is None else new_token(stored(row._mapping))
+
+    def save_token(self, token: OAuthToken) -> None:
+        """Upsert the token; on return the row is committed.
+
+        The row: the token's id if that row exists, else the first row found by the
+        user/access/grant/refresh rules, else a new row with the token's id or a new UUID
+        (then set on the token). An update writes only the token's non-blank fields, so a
+        refresh answer without a refresh token never blanks the stored one.
+
+        Raises:
+            TypeError, ValueError: not a valid ``OAuthToken``, or it has no access, refresh
+                or grant token (nothing to store); nothing is written.
+            TokenStoreError: the database failed, or the update would give a second row to
+                one (user_name, client_id).
+        """
+        fields = token_fields(token)
+        if (
+            fields.access_token is None
+            and fields.refresh_token is None
+            and fields.grant_token is None
+        ):
+            raise ValueError("nothing to store: the token has no access, refresh or grant token")
+        for attempt in range(1, SAVE_ATTEMPTS + 1):
+            try:
+                row_id = self._run("save_token", lambda conn: self._upsert(conn, fields))
+                break
+            except TokenStoreError as error:
+                if attempt == SAVE_ATTEMPTS or not _retryable(error.cause):
+                    raise
+                log.debug("save_token: retrying after a concurrent write (attempt %d)", attempt)
+        if fields.id is None:
+            token.set_id(row_id)
+
+    def delete_token(self, id: str) -> None:
+        """Delete row ``id``; an unknown or blank id deletes nothing and is not an error.
+
+        Raises:
+            TypeError, ValueError: ``id`` is not a str / not a valid id.
+            TokenStoreError: the database failed.
+        """
+        token_id = clean_id(id)
+        if token_id is not None:
+            stmt = delete(self.table).where(self.table.c.id == token_id)
+            self._run("delete_token", lambda conn: conn.execute(stmt), write=True)
+
+    def get_tokens(self) -> list[OAuthToken]:
+        """Every stored token, as complete ``OAuthToken`` objects ordered by id.
+
+        Raises:
+            TokenStoreError: the database failed.
+        """
+        stmt = self._select(()).order_by(self.table.c.id)
+        rows: Sequence[Row[Any]] = self._run("get_tokens", lambda conn: conn.execute(stmt).all())
+        return [new_token(stored(row._mapping)) for row in rows]
+
+    def delete_tokens(self) -> None:
+        """Delete every row, in one statement.
+
+        Raises:
+            TokenStoreError: the database failed.
+        """
+        self._run("delete_tokens", lambda conn: conn.execute(delete(self.table)), write=True)
+
+    # -- statements ---------------------------------------------------------------------
+
+    def _select(self, names: tuple[str, ...]) -> Select[Any]:
+        """``SELECT <the SDK's columns> WHERE name = :name AND ...``, built once per shape."""
+        stmt = self._selects.get(names)
+        if stmt is None:
+            c = self.table.c
+            stmt = select(*(c[n] for n in COLUMNS)).where(*(c[n] == bindparam(n) for n in names))
+            self._selects[names] = stmt
+        return stmt
+
+    def _first(self, conn: Connection, found: Lookup) -> Row[Any] | None:
+        names = tuple(name for name, _ in found.criteria)
+        stmt = self._select(names).order_by(self.table.c.saved_at.desc()).limit(1)
+        return conn.execute(stmt, dict(found.criteria)).first()
+
+    def _upsert(self, conn: Connection, fields: TokenFields) -> str:
+        """Update the row the token means, or insert one; return the row's id."""
+        token_id, row_id = fields.id, None
+        if token_id is not None:
+            row_id = conn.scalar(select(self.table.c.id).where(self.table.c.id == token_id))
+        if row_id is None:
+            found = lookup(fields, SAVE_RULES)
+            row = None if found is None else self._first(conn, found)
+            row_id = None if row is None else row.id
+        values: dict[str, Any] = fields.present()
+        values.pop("id", None)
+        values["saved_at"] = time.time_ns() // 1000
+        if row_id is not None:
+            conn.execute(update(self.table).where(self.table.c.id == row_id).values(values))
+            return str(row_id)
+        new_id = token_id or str(uuid.uuid4())
+        conn.execute(insert(self.table).values({"client_id": "", **values, "id": new_id}))
+        return new_id
+
+    @contextmanager
+    def _transaction(self, write: bool) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            if write:
+                conn = conn.execution_options(**{WRITE: True})
+            with conn.begin():
+                yield conn
+
+    def _run(self, operation: str, work: Callable[[Connection], T], *, write: bool = False) -> T:
+        """Run ``work`` in one transaction; wrap any database failure as TokenStoreError."""
+        try:
+            with self._transaction(write or operation == "save_token") as conn:
+                return work(conn)
+        except SQLAlchemyError as error:
+            raise store_error(operation, error, missing_table=self._missing_table(error)) from error
+
+    def _missing_table(self, error: SQLAlchemyError) -> str | None:
+        """The table's name if the failure is that it does not exist (checked only on error)."""
+        if not isinstance(error, DBAPIError) or error.connection_invalidated:
+            return None
+        try:
+            with self.engine.connect() as conn:
+                exists = inspect(conn).has_table(self.table_name)
+        except SQLAlchemyError:
+            return None
+        return None if exists else self.table_name
+
+
+def _retryable(error: BaseException | None) -> bool:
+    return isinstance(error, IntegrityError) or (
+        isinstance(error, DBAPIError) and driver_code(error) in _RETRYABLE_CODES
+    )
