@@ -3,7 +3,7 @@
 The URL, first match wins: a connection handed over by ``zoho_sa_store.upgrade()``;
 ``alembic -x url=...``; ``$ZOHO_SA_STORE_URL``; ``sqlalchemy.url`` in alembic.ini; the
 store's default. ``-x table=NAME`` migrates a table of another name. The version table is
-``zoho_sa_store_alembic_version`` so an application's own Alembic history can share the
+``zoho_sa_store_alembic_version`` (``..._<table>`` for another table name) so an application's own Alembic history can share the
 database.
 """
 
@@ -17,7 +17,7 @@ from alembic import context
 from sqlalchemy import Connection, MetaData
 from sqlalchemy.pool import NullPool
 
-from zoho_sa_store.migrate import VERSION_TABLE
+from zoho_sa_store.migrate import version_table
 from zoho_sa_store.model import DEFAULT_TABLE_NAME, NAMING_CONVENTION, token_table
 from zoho_sa_store.settings import URL_ENV_VAR, check_table_name, make_engine
 
@@ -35,7 +35,7 @@ token_table(target_metadata, table_name)
 
 options: dict[str, Any] = {
     "target_metadata": target_metadata,
-    "version_table": VERSION_TABLE,
+    "version_table": version_table(table_name),
     "render_as_batch": True,
     "compare_type": True,
     "compare_server_default": True,

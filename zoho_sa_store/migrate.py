@@ -24,6 +24,16 @@ from zoho_sa_store.settings import check_table_name, make_engine
 VERSION_TABLE = "zoho_sa_store_alembic_version"
 
 
+def version_table(table_name: str = DEFAULT_TABLE_NAME) -> str:
+    """Alembic's version table for a token table: one history per token table.
+
+    ``zoho_sa_store_alembic_version`` for the default table, with ``_<name>`` appended for
+    any other, so two token tables in one database migrate independently.
+    """
+    name = check_table_name(table_name)
+    return VERSION_TABLE if name == DEFAULT_TABLE_NAME else f"{VERSION_TABLE}_{name}"
+
+
 def script_location() -> Path:
     """The folder of the packaged migration scripts (``env.py``, ``versions/``)."""
     spec = importlib.util.find_spec("zoho_sa_store.migrations")
@@ -87,8 +97,11 @@ def downgrade(
         command.downgrade(config, revision)
 
 
-def current(url_or_engine: str | URL | Engine | None = None) -> str | None:
-    """The database's current revision in our version table; None before the first upgrade."""
+def current(
+    url_or_engine: str | URL | Engine | None = None, *, table_name: str = DEFAULT_TABLE_NAME
+) -> str | None:
+    """The database's current revision for the token table; None before the first upgrade."""
     with _connection(url_or_engine) as conn:
-        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        opts = {"version_table": version_table(table_name)}
+        context = MigrationContext.configure(conn, opts=opts)
         return context.get_current_revision()

@@ -43,9 +43,7 @@ def _error(code: str, message: str) -> dict[str, Any]:
 
 INVALID_TOKEN = _error("INVALID_TOKEN", "invalid oauth token")
 """The JSON body of the 401 answer to a CRM request with a bad access token."""
-_INVALID_URL = _error(
-    "INVALID_URL_PATTERN", "Please check if the URL trying to access is a correct one"
-)
+_INVALID_URL = _error("INVALID_URL_PATTERN", "Please check the URL")
 _GRANT_PATH = "/oauth/v2/token"
 _REVOKE_PATH = "/oauth/v2/token/revoke"
 _CRM_PATH = re.compile(r"^/crm/v\d+/(users|org)$")
@@ -83,11 +81,9 @@ class _Account:
 class ZohoStandIn:
     """Offline Zoho Accounts + CRM server; a context manager that starts and stops it.
 
-    ``delay`` (seconds, float, default 0) is slept before every answer of the token and revoke
-    endpoints, and may be changed while running. ``expires_in`` (seconds, int, default 3600)
-    is the lifetime of access tokens and the ``expires_in`` they are answered with.
-    Every method is thread-safe.
-    """
+    ``delay`` (seconds, float, may be changed while running) is slept before every answer of
+    the token and revoke endpoints; ``expires_in`` (seconds, int) is the access tokens' lifetime
+    and the ``expires_in`` answered. Every method is thread-safe."""
 
     def __init__(self, *, delay: float = 0.0, expires_in: int = 3600) -> None:
         self.delay = delay
@@ -99,14 +95,16 @@ class ZohoStandIn:
         self._issued_access: list[str] = []
         self._issued_refresh: list[str] = []
         self._requests: list[RecordedRequest] = []
-        self._server: _Server | None = None
+        self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> ZohoStandIn:
         """Bind ``127.0.0.1`` on a free port and serve on a daemon thread; return ``self``."""
         if self._server is not None:
             raise RuntimeError("the stand-in is already running")
-        server = _Server(self)
+        handler = type("_Bound", (_Handler,), {"stand_in": self})
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server.daemon_threads = True
         thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
         thread.start()
         self._server, self._thread = server, thread
@@ -114,13 +112,11 @@ class ZohoStandIn:
 
     def stop(self) -> None:
         """Stop serving and close the socket; issued tokens are kept. Safe to call twice."""
-        server, thread = self._server, self._thread
+        if self._server is not None and self._thread is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join()
         self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join()
 
     def __enter__(self) -> ZohoStandIn:
         return self.start()
@@ -165,8 +161,7 @@ class ZohoStandIn:
     def expire_access_tokens(self) -> int:
         """Make every live access token expired (CRM answers 401); return how many there were."""
         with self._lock:
-            count = len(self._access)
-            self._access.clear()
+            count, self._access = len(self._access), {}
             return count
 
     def is_live(self, token: str) -> bool:
@@ -196,8 +191,9 @@ class ZohoStandIn:
         self, *, grant_type: str | None = None, path: str | None = None, method: str | None = None
     ) -> int:
         """Number of recorded requests matching every filter given (``None`` matches all)."""
-        wanted = {"grant_type": grant_type, "path": path, "method": method}
-        return sum(all(getattr(r, k) == v for k, v in wanted.items() if v) for r in self.requests)
+        given = {"grant_type": grant_type, "path": path, "method": method}
+        wanted = {k: v for k, v in given.items() if v is not None}
+        return sum(all(getattr(r, k) == v for k, v in wanted.items()) for r in self.requests)
 
     def reset_counts(self) -> None:
         """Forget the recorded requests (tokens are kept)."""
@@ -223,12 +219,10 @@ class ZohoStandIn:
             return None
         return self._refresh.get(refresh)
 
-    def _record(self, method: str, path: str, grant_type: str | None) -> None:
-        with self._lock:
-            self._requests.append(RecordedRequest(method, path, grant_type, time.monotonic()))
-
     def _post(self, path: str, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        self._record("POST", path, form.get("grant_type"))
+        grant_type = form.get("grant_type")
+        with self._lock:
+            self._requests.append(RecordedRequest("POST", path, grant_type, time.monotonic()))
         if path not in (_GRANT_PATH, _REVOKE_PATH):
             return 404, _INVALID_URL
         if self.delay > 0:
@@ -236,7 +230,6 @@ class ZohoStandIn:
         if path == _REVOKE_PATH:
             ok = self.revoke(form.get("token", ""))
             return 200, {"status": "success" if ok else "error"}
-        grant_type = form.get("grant_type")
         client = (form.get("client_id"), form.get("client_secret"))
         with self._lock:
             if grant_type == "authorization_code":
@@ -255,7 +248,8 @@ class ZohoStandIn:
         return 200, {"error": "unsupported_grant_type"}
 
     def _get(self, path: str, authorization: str | None) -> tuple[int, dict[str, Any]]:
-        self._record("GET", path, None)
+        with self._lock:
+            self._requests.append(RecordedRequest("GET", path, None, time.monotonic()))
         match = _CRM_PATH.match(path)
         if match is None:
             return 404, _INVALID_URL
@@ -279,30 +273,22 @@ class ZohoStandIn:
         return 200, {"org": [org]}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, stand_in: ZohoStandIn) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.stand_in = stand_in
-
-
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    stand_in: ZohoStandIn  # set on a subclass made by ZohoStandIn.start()
 
     def log_message(self, format: str, *args: Any) -> None:
         """Log nothing: request lines may carry tokens."""
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
-        self._answer(*self.server.stand_in._get(parts.path, self.headers.get("Authorization")))
+        self._answer(*self.stand_in._get(parts.path, self.headers.get("Authorization")))
 
     def do_POST(self) -> None:
         parts = urlsplit(self.path)
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
         form = {k: v[0] for k, v in parse_qs(parts.query).items()}
         form.update({k: v[0] for k, v in parse_qs(body).items()})
-        self._answer(*self.server.stand_in._post(parts.path, form))
+        self._answer(*self.stand_in._post(parts.path, form))
 
     def _answer(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()

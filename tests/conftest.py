@@ -1,0 +1,92 @@
+"""Fixtures: one store fixture parametrized over SQLite, PostgreSQL and MySQL/MariaDB.
+
+Server URLs come from ``ZOHO_SA_STORE_TEST_POSTGRES_URL`` and
+``ZOHO_SA_STORE_TEST_MYSQL_URL`` (local defaults below; the databases are created when
+missing). An unreachable server skips its tests, unless ``ZOHO_SA_STORE_REQUIRE_BACKENDS``
+is set (CI sets it): then it fails them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import URL, create_engine, make_url, text
+
+from zoho_sa_store import SQLAlchemyTokenStore, upgrade
+
+SERVER_URLS = {
+    "postgresql": (
+        "ZOHO_SA_STORE_TEST_POSTGRES_URL",
+        "postgresql+psycopg2://postgres@127.0.0.1:5432/zoho_sa_store_test",
+    ),
+    "mysql": (
+        "ZOHO_SA_STORE_TEST_MYSQL_URL",
+        "mysql+pymysql://root@127.0.0.1:3306/zoho_sa_store_test",
+    ),
+}
+REQUIRE_VAR = "ZOHO_SA_STORE_REQUIRE_BACKENDS"
+BACKENDS = ("sqlite", "postgresql", "mysql")
+
+
+def server_url(backend: str) -> URL:
+    variable, default = SERVER_URLS[backend]
+    return make_url(os.environ.get(variable) or default)
+
+
+def ensure_database(url: URL) -> None:
+    """Create the test database on its server if it is missing (raises if unreachable)."""
+    if url.get_backend_name() == "postgresql":
+        admin = url.set(database="postgres")
+        exists_sql = "SELECT 1 FROM pg_database WHERE datname = :name"
+    else:
+        admin = url.set(database="information_schema")
+        exists_sql = "SELECT 1 FROM information_schema.schemata WHERE schema_name = :name"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            if conn.scalar(text(exists_sql), {"name": url.database}) is None:
+                quoted = conn.dialect.identifier_preparer.quote(str(url.database))
+                conn.execute(text(f"CREATE DATABASE {quoted}"))
+    finally:
+        engine.dispose()
+
+
+_unavailable: dict[str, str] = {}
+
+
+def backend_or_skip(backend: str, tmp_dir: Path) -> str:
+    """The URL of a ready test database for ``backend``; skip/fail when it cannot be had."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_dir / 'tokens.db'}"
+    url = server_url(backend)
+    if backend not in _unavailable:
+        try:
+            ensure_database(url)
+        except Exception as error:  # any driver's "cannot connect"
+            _unavailable[backend] = f"{type(error).__name__}: {error}"
+    if backend in _unavailable:
+        message = f"{backend} test server unavailable ({_unavailable[backend]})"
+        if os.environ.get(REQUIRE_VAR):
+            pytest.fail(f"{message}; {REQUIRE_VAR} is set", pytrace=False)
+        pytest.skip(message)
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated test database on each backend (its URL)."""
+    url = backend_or_skip(request.param, tmp_path_factory.mktemp(request.param))
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def store(backend_url: str) -> Iterator[SQLAlchemyTokenStore]:
+    """A store on an empty token table, on each backend."""
+    token_store = SQLAlchemyTokenStore(backend_url)
+    token_store.delete_tokens()
+    yield token_store
+    token_store.close()

@@ -1,0 +1,335 @@
+"""The token-store contract and the reference stores' known faults, on every backend."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
+from zohocrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
+
+from tests.factories import CLIENT_A, CLIENT_B, token, values
+from zoho_sa_store import SQLAlchemyTokenStore
+
+
+def row_count(store: SQLAlchemyTokenStore) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(store.table)) or 0)
+
+
+def saved(store: SQLAlchemyTokenStore, user: str = "ann@example.com", **kw: object) -> OAuthToken:
+    t = token(user, access=kw.pop("access", "1000.acc"), refresh=kw.pop("refresh", "1000.ref"),
+              expires=kw.pop("expires", "1700000000000"), **kw)  # type: ignore[arg-type]
+    store.save_token(t)
+    return t
+
+
+# -- find_token: the rules, in order ---------------------------------------------------
+
+
+def test_rule_user_fills_the_given_object(store: SQLAlchemyTokenStore) -> None:
+    stored = saved(store, api_domain="https://www.zohoapis.eu")
+    query = token("ann@example.com", client=None)
+    found = store.find_token(query)
+    assert found is query
+    assert values(found) == {
+        "id": stored.get_id(),
+        "user_name": "ann@example.com",
+        "client_id": CLIENT_A[0],
+        "client_secret": CLIENT_A[1],
+        "refresh_token": "1000.ref",
+        "access_token": "1000.acc",
+        "grant_token": None,
+        "expiry_time": "1700000000000",
+        "api_domain": "https://www.zohoapis.eu",
+    }
+
+
+def test_the_callers_values_win_in_the_merge(store: SQLAlchemyTokenStore) -> None:
+    saved(store)
+    query = token("ann@example.com", refresh="1000.mine")
+    store.find_token(query)
+    assert query.get_refresh_token() == "1000.mine"
+    assert query.get_access_token() == "1000.acc"
+
+
+def test_rule_access_token_alone(store: SQLAlchemyTokenStore) -> None:
+    stored = saved(store)
+    found = store.find_token(token(client=None, access="1000.acc"))
+    assert found is not None and found.get_id() == stored.get_id()
+    assert found.get_user_signature().get_name() == "ann@example.com"
+
+
+def test_rule_access_token_not_used_with_client_credentials(store: SQLAlchemyTokenStore) -> None:
+    saved(store)
+    assert store.find_token(token(access="1000.acc")) is None
+
+
+def test_rule_grant_then_refresh(store: SQLAlchemyTokenStore) -> None:
+    by_grant = saved(store, "g@example.com", grant="1000.grant", refresh="1000.r1", access="1000.a1")
+    by_refresh = saved(store, "r@example.com", refresh="1000.r2", access="1000.a2")
+    found = store.find_token(token(grant="1000.grant", refresh="1000.r2"))
+    assert found is not None and found.get_id() == by_grant.get_id()
+    found = store.find_token(token(refresh="1000.r2"))
+    assert found is not None and found.get_id() == by_refresh.get_id()
+
+
+def test_rule_grant_needs_both_client_id_and_secret(store: SQLAlchemyTokenStore) -> None:
+    saved(store, grant="1000.grant")
+    half = token(grant="1000.grant")
+    half.set_client_secret(None)
+    assert store.find_token(half) is None
+
+
+def test_no_rule_returns_none_not_the_first_row(store: SQLAlchemyTokenStore) -> None:
+    saved(store)
+    nothing = token(grant="x")
+    nothing.set_grant_token(None)
+    assert store.find_token(nothing) is None
+
+
+def test_no_match_leaves_the_object_untouched(store: SQLAlchemyTokenStore) -> None:
+    saved(store)
+    query = token("bob@example.com")
+    before = values(query)
+    assert store.find_token(query) is None
+    assert values(query) == before
+
+
+def test_several_rows_of_one_user_return_the_newest(store: SQLAlchemyTokenStore) -> None:
+    saved(store, client=CLIENT_A, access="1000.old", refresh="1000.rA")
+    newest = saved(store, client=CLIENT_B, access="1000.new", refresh="1000.rB")
+    found = store.find_token(token("ann@example.com", client=None))
+    assert found is not None and found.get_id() == newest.get_id()
+    saved(store, client=CLIENT_A, access="1000.newer", refresh="1000.rA")
+    found = store.find_token(token("ann@example.com", client=None))
+    assert found is not None and found.get_access_token() == "1000.newer"
+
+
+# -- the known faults of the reference stores -----------------------------------------
+
+
+def test_eleventh_generated_id_does_not_collide(store: SQLAlchemyTokenStore) -> None:
+    ids = {saved(store, f"user{i}@example.com", refresh=f"1000.r{i}").get_id() for i in range(12)}
+    assert len(ids) == 12 and None not in ids
+    assert row_count(store) == 12
+
+
+def test_id_only_lookup_returns_that_row_never_another_users(store: SQLAlchemyTokenStore) -> None:
+    saved(store, "first@example.com", refresh="1000.first")
+    second = saved(store, "second@example.com", refresh="1000.second")
+    query = OAuthToken(id=second.get_id())
+    assert store.find_token(query) is query
+    assert query.get_refresh_token() == "1000.second"
+    assert query.get_user_signature().get_name() == "second@example.com"
+    assert store.find_token(OAuthToken(id="no-such-id")) is None
+
+
+def test_blank_user_name_never_returns_a_row(store: SQLAlchemyTokenStore) -> None:
+    saved(store)
+    assert store.find_token(OAuthToken(user_signature=UserSignature(""))) is None
+    assert store.find_token(OAuthToken(user_signature=UserSignature("   "))) is None
+
+
+def test_resaving_an_unchanged_token_keeps_one_row_and_its_id(store: SQLAlchemyTokenStore) -> None:
+    t = saved(store)
+    first_id = t.get_id()
+    store.save_token(t)
+    store.save_token(t)
+    assert row_count(store) == 1 and t.get_id() == first_id
+    assert [x.get_id() for x in store.get_tokens()] == [first_id]
+
+
+def test_save_with_existing_id_updates_that_row_only(store: SQLAlchemyTokenStore) -> None:
+    t = saved(store, api_domain="https://www.zohoapis.com")
+    store.save_token(OAuthToken(id=t.get_id(), access_token="1000.new"))
+    assert row_count(store) == 1
+    row = store.find_token_by_id(t.get_id())
+    assert values(row) == {**values(t), "access_token": "1000.new"}  # type: ignore[dict-item]
+
+
+def test_update_never_blanks_stored_fields(store: SQLAlchemyTokenStore) -> None:
+    t = saved(store, api_domain="https://www.zohoapis.com")
+    refreshed = token("ann@example.com", access="1000.fresh", expires="1800000000000")
+    store.save_token(refreshed)
+    assert refreshed.get_id() == t.get_id()
+    row = store.find_token_by_id(t.get_id())
+    assert row is not None
+    assert (row.get_refresh_token(), row.get_api_domain()) == ("1000.ref", "https://www.zohoapis.com")
+    assert (row.get_access_token(), row.get_expires_in()) == ("1000.fresh", "1800000000000")
+
+
+@pytest.mark.parametrize("name", ["o'neil@example.com", 'quote"d@example.com', "back\\slash@x.com"])
+def test_quotes_in_user_names_are_data(store: SQLAlchemyTokenStore, name: str) -> None:
+    t = saved(store, name)
+    found = store.find_token(token(name, client=None))
+    assert found is not None and found.get_id() == t.get_id()
+
+
+def test_sql_in_a_user_name_finds_nothing(store: SQLAlchemyTokenStore) -> None:
+    saved(store)
+    for attack in ["x' OR '1'='1", "x' OR 1=1 --", "%", "_", "*"]:
+        assert store.find_token(token(attack, client=None)) is None
+    assert row_count(store) == 1
+
+
+def test_refresh_token_matching_is_exact(store: SQLAlchemyTokenStore) -> None:
+    t = saved(store, refresh="1000.AbC%_d")
+    found = store.find_token(token(refresh="1000.AbC%_d"))
+    assert found is not None and found.get_id() == t.get_id()
+    for other in ["1000.abc%_d", "1000.AbC%", "1000.AbCx_d", "1000.AbC%_d ", " 1000.AbC%_d"]:
+        assert store.find_token(token(refresh=other)) is None, other
+
+
+def test_user_name_matching_is_exact(store: SQLAlchemyTokenStore) -> None:
+    saved(store, "Ann@Example.com")
+    for other in ["ann@example.com", "Ann@Example.com ", "ANN@EXAMPLE.COM", "Ann@Example.co_"]:
+        assert store.find_token(token(other, client=None)) is None, other
+    saved(store, "Ann@Example.com ", refresh="1000.other")
+    assert row_count(store) == 2
+
+
+def test_two_client_apps_keep_two_rows(store: SQLAlchemyTokenStore) -> None:
+    a = saved(store, client=CLIENT_A, access="1000.accA", refresh="1000.refA")
+    b = saved(store, client=CLIENT_B, access="1000.accB", refresh="1000.refB")
+    assert row_count(store) == 2 and a.get_id() != b.get_id()
+    found = store.find_token(token("ann@example.com", client=CLIENT_A))
+    assert found is not None and found.get_access_token() == "1000.accA"
+    found = store.find_token(token("ann@example.com", client=CLIENT_B))
+    assert found is not None and found.get_access_token() == "1000.accB"
+
+
+def test_token_without_user_name_found_three_ways_and_updated_in_place(
+    store: SQLAlchemyTokenStore,
+) -> None:
+    t = token(grant="1000.grant", refresh="1000.ref", access="1000.acc", expires="1")
+    store.save_token(t)
+    for query in (
+        token(refresh="1000.ref"),
+        token(grant="1000.grant"),
+        token(client=None, access="1000.acc"),
+    ):
+        found = store.find_token(query)
+        assert found is not None and found.get_id() == t.get_id()
+        assert found.get_user_signature() is None
+    again = token(grant="1000.grant", access="1000.acc2", expires="2")
+    store.save_token(again)
+    assert again.get_id() == t.get_id() and row_count(store) == 1
+    assert store.find_token_by_id(t.get_id()).get_access_token() == "1000.acc2"
+
+
+def test_handed_out_tokens_are_complete(store: SQLAlchemyTokenStore) -> None:
+    t = saved(store)
+    for handed in (store.get_tokens()[0], store.find_token_by_id(t.get_id())):
+        assert isinstance(handed, OAuthToken)
+        assert handed._OAuthToken__find_user is True  # the attribute the SDK reads
+        assert values(handed) == values(t)
+
+
+# -- the rest of the contract -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("expires", ["1700000000123", "0", "99999999999999", None])
+def test_expires_in_round_trips_as_the_same_str(store: SQLAlchemyTokenStore, expires: str | None) -> None:
+    t = saved(store, expires=expires)
+    assert store.find_token_by_id(t.get_id()).get_expires_in() == expires
+
+
+def test_find_token_by_id_unknown_and_blank(store: SQLAlchemyTokenStore) -> None:
+    saved(store)
+    assert store.find_token_by_id("unknown") is None
+    assert store.find_token_by_id("") is None
+
+
+def test_save_keeps_a_given_new_id(store: SQLAlchemyTokenStore) -> None:
+    t = saved(store, id="my-id")
+    assert t.get_id() == "my-id"
+    assert store.find_token_by_id("my-id").get_access_token() == "1000.acc"
+
+
+def test_save_refuses_a_token_with_nothing_to_store(store: SQLAlchemyTokenStore) -> None:
+    with pytest.raises(ValueError, match="nothing to store"):
+        store.save_token(OAuthToken(user_signature=UserSignature("ann@example.com")))
+    with pytest.raises(ValueError, match="nothing to store"):
+        store.save_token(OAuthToken(id="x", access_token=""))
+    assert row_count(store) == 0
+
+
+def test_delete_token_and_delete_tokens(store: SQLAlchemyTokenStore) -> None:
+    a = saved(store, "a@example.com", refresh="1000.a")
+    b = saved(store, "b@example.com", refresh="1000.b")
+    store.delete_token("unknown")
+    store.delete_token(a.get_id())
+    assert [t.get_id() for t in store.get_tokens()] == [b.get_id()]
+    saved(store, "c@example.com", refresh="1000.c")
+    store.delete_tokens()
+    assert store.get_tokens() == []
+
+
+def test_long_tokens_are_stored_whole(store: SQLAlchemyTokenStore) -> None:
+    long_refresh = "1000." + "r" * 2500 + "Z"
+    long_access = "1000." + "a" * 4000 + "Y"
+    t = saved(store, refresh=long_refresh, access=long_access)
+    found = store.find_token(token(refresh=long_refresh))
+    assert found is not None and found.get_id() == t.get_id()
+    assert found.get_access_token() == long_access
+    assert store.find_token(token(refresh=long_refresh[:-1] + "z")) is None
+
+
+def test_unicode_values_round_trip(store: SQLAlchemyTokenStore) -> None:
+    t = saved(store, "zoë+测试@example.com", refresh="1000.ré😀")
+    found = store.find_token(token(refresh="1000.ré😀"))
+    assert found is not None and found.get_id() == t.get_id()
+    assert found.get_user_signature().get_name() == "zoë+测试@example.com"
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda s: s.find_token({"user_name": "x"}), TypeError),
+        (lambda s: s.find_token(None), TypeError),
+        (lambda s: s.save_token("1000.token"), TypeError),
+        (lambda s: s.find_token_by_id(5), TypeError),
+        (lambda s: s.delete_token(None), TypeError),
+        (lambda s: s.find_token(token(refresh="1000.\x00")), ValueError),
+        (lambda s: s.save_token(token("a@b.c", access="1000.\ud800")), ValueError),
+        (lambda s: s.save_token(token("a@b.c", access="1000." + "x" * 9000)), ValueError),
+        (lambda s: s.save_token(token("a@b.c", access="1", expires="soon")), ValueError),
+        (lambda s: s.find_token(OAuthToken(user_signature=UserSignature(42))), TypeError),
+    ],
+)
+def test_bad_input_is_refused_and_changes_nothing(store: SQLAlchemyTokenStore, call, error) -> None:  # type: ignore[no-untyped-def]
+    t = saved(store)
+    before = [values(x) for x in store.get_tokens()]
+    with pytest.raises(error):
+        call(store)
+    assert [values(x) for x in store.get_tokens()] == before
+    assert t.get_id() is not None
+
+
+def test_custom_table_name(backend_url: str) -> None:
+    from zoho_sa_store.migrate import downgrade, upgrade
+
+    upgrade(backend_url, table_name="crm_tokens")
+    try:
+        with SQLAlchemyTokenStore(backend_url, table_name="crm_tokens") as custom:
+            custom.delete_tokens()
+            t = saved(custom)
+            assert custom.find_token_by_id(t.get_id()) is not None
+            assert custom.table.name == "crm_tokens"
+    finally:
+        downgrade(backend_url, "base", table_name="crm_tokens")
+
+
+@pytest.mark.parametrize("name", ["tok; drop table x", "", "1abc", "a-b", "x" * 64, "naïve"])
+def test_invalid_table_names_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="invalid table name"):
+        SQLAlchemyTokenStore("sqlite:///:memory:", table_name=name)
+
+
+def test_memory_database_works() -> None:
+    from zoho_sa_store import upgrade
+
+    with SQLAlchemyTokenStore("sqlite:///:memory:") as memory:
+        upgrade(memory.engine)
+        t = saved(memory)
+        assert memory.find_token_by_id(t.get_id()).get_access_token() == "1000.acc"
