@@ -3,8 +3,8 @@
 The URL, first match wins: a connection handed over by ``zoho_sa_store.upgrade()``;
 ``alembic -x url=...``; ``$ZOHO_SA_STORE_URL``; ``sqlalchemy.url`` in alembic.ini; the
 store's default. ``-x table=NAME`` migrates a table of another name. The version table is
-``zoho_sa_store_alembic_version`` (``..._<table>`` for another table name) so an application's own Alembic history can share the
-database.
+``zoho_sa_store_alembic_version`` (``..._<table>`` for another table name) so an
+application's own Alembic history can share the database.
 """
 
 from __future__ import annotations
@@ -33,7 +33,14 @@ config.attributes["table_name"] = table_name
 target_metadata = MetaData(naming_convention=NAMING_CONVENTION)
 token_table(target_metadata, table_name)
 
+
+def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Compare only the token table: the database may hold the application's own tables."""
+    return type_ != "table" or name == table_name
+
+
 options: dict[str, Any] = {
+    "include_name": include_name,
     "target_metadata": target_metadata,
     "version_table": version_table(table_name),
     "render_as_batch": True,

@@ -17,8 +17,13 @@ def row_count(store: SQLAlchemyTokenStore) -> int:
 
 
 def saved(store: SQLAlchemyTokenStore, user: str = "ann@example.com", **kw: object) -> OAuthToken:
-    t = token(user, access=kw.pop("access", "1000.acc"), refresh=kw.pop("refresh", "1000.ref"),
-              expires=kw.pop("expires", "1700000000000"), **kw)  # type: ignore[arg-type]
+    t = token(
+        user,
+        access=kw.pop("access", "1000.acc"),
+        refresh=kw.pop("refresh", "1000.ref"),
+        expires=kw.pop("expires", "1700000000000"),
+        **kw,
+    )  # type: ignore[arg-type]
     store.save_token(t)
     return t
 
@@ -65,7 +70,9 @@ def test_rule_access_token_not_used_with_client_credentials(store: SQLAlchemyTok
 
 
 def test_rule_grant_then_refresh(store: SQLAlchemyTokenStore) -> None:
-    by_grant = saved(store, "g@example.com", grant="1000.grant", refresh="1000.r1", access="1000.a1")
+    by_grant = saved(
+        store, "g@example.com", grant="1000.grant", refresh="1000.r1", access="1000.a1"
+    )
     by_refresh = saved(store, "r@example.com", refresh="1000.r2", access="1000.a2")
     found = store.find_token(token(grant="1000.grant", refresh="1000.r2"))
     assert found is not None and found.get_id() == by_grant.get_id()
@@ -154,7 +161,10 @@ def test_update_never_blanks_stored_fields(store: SQLAlchemyTokenStore) -> None:
     assert refreshed.get_id() == t.get_id()
     row = store.find_token_by_id(t.get_id())
     assert row is not None
-    assert (row.get_refresh_token(), row.get_api_domain()) == ("1000.ref", "https://www.zohoapis.com")
+    assert (row.get_refresh_token(), row.get_api_domain()) == (
+        "1000.ref",
+        "https://www.zohoapis.com",
+    )
     assert (row.get_access_token(), row.get_expires_in()) == ("1000.fresh", "1800000000000")
 
 
@@ -229,7 +239,9 @@ def test_handed_out_tokens_are_complete(store: SQLAlchemyTokenStore) -> None:
 
 
 @pytest.mark.parametrize("expires", ["1700000000123", "0", "99999999999999", None])
-def test_expires_in_round_trips_as_the_same_str(store: SQLAlchemyTokenStore, expires: str | None) -> None:
+def test_expires_in_round_trips_as_the_same_str(
+    store: SQLAlchemyTokenStore, expires: str | None
+) -> None:
     t = saved(store, expires=expires)
     assert store.find_token_by_id(t.get_id()).get_expires_in() == expires
 
