@@ -1,0 +1,109 @@
+"""``zoho-sa-store demo``: the real SDK through a whole token lifecycle, offline.
+
+The SDK (``Initializer.initialize``, ``OAuthToken``, a CRM ``get_users`` call) talks to
+:class:`zoho_sa_store.testing.ZohoStandIn` on 127.0.0.1 and keeps its tokens in a
+:class:`SQLAlchemyTokenStore` on the given database. Secrets are printed masked.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+
+from sqlalchemy import URL
+
+from zoho_sa_store.migrate import upgrade
+from zoho_sa_store.model import DEFAULT_TABLE_NAME
+from zoho_sa_store.store import SQLAlchemyTokenStore
+from zoho_sa_store.testing import ZohoStandIn
+from zoho_sa_store.tokens import mask
+
+DEMO_USER = "demo.user@example.com"
+DEMO_CLIENT = {"client_id": "1000.DEMOCLIENTID", "client_secret": "demo-client-secret"}
+
+
+def _current_user() -> str:
+    from zohocrmsdk.src.com.zoho.crm.api.parameter_map import ParameterMap
+    from zohocrmsdk.src.com.zoho.crm.api.users import GetUsersParam, UsersOperations
+
+    params = ParameterMap()
+    params.add(GetUsersParam.type, "CurrentUser")
+    return str(UsersOperations().get_users(params).get_object().get_users()[0].get_email())
+
+
+def rows(store: SQLAlchemyTokenStore) -> list[str]:
+    """The stored rows, one line each, with every secret masked."""
+    lines = []
+    for t in store.get_tokens():
+        signature = t.get_user_signature()
+        lines.append(
+            f"  id={t.get_id()}  user_name={signature.get_name() if signature else None}  "
+            f"client_id={t.get_client_id()}  client_secret={mask(t.get_client_secret())}  "
+            f"access_token={mask(t.get_access_token())}  "
+            f"refresh_token={mask(t.get_refresh_token())}  expiry_time={t.get_expires_in()}"
+        )
+    return lines
+
+
+def run_demo(
+    url: str | URL | None,
+    echo: Callable[[str], object],
+    *,
+    table_name: str = DEFAULT_TABLE_NAME,
+) -> None:
+    """Run the lifecycle, printing each step through ``echo``.
+
+    Raises:
+        TokenStoreError: the database failed.
+        SDKException: the SDK failed (it should not: the stand-in answers everything).
+    """
+    from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
+    from zohocrmsdk.src.com.zoho.crm.api.initializer import Initializer
+
+    upgrade(url, table_name=table_name)
+    with ZohoStandIn() as zoho, tempfile.TemporaryDirectory() as resources:
+
+        def start(store: SQLAlchemyTokenStore, token: OAuthToken) -> None:
+            Initializer.initializer = None  # a fresh process has no initializer
+            Initializer.initialize(
+                environment=zoho.environment(), token=token, store=store, resource_path=resources
+            )
+
+        store = SQLAlchemyTokenStore(url, table_name=table_name)
+        echo(f"store: {store!r}; Zoho stand-in at {zoho.url}")
+        grant = zoho.issue_grant(DEMO_USER, **DEMO_CLIENT)
+        token = OAuthToken(**DEMO_CLIENT, grant_token=grant)
+        start(store, token)
+        echo(f"1. grant {mask(grant)} exchanged and saved as id {token.get_id()}")
+        echo(f"   CRM says the current user is {_current_user()}")
+        store.close()
+
+        store = SQLAlchemyTokenStore(url, table_name=table_name)
+        start(store, OAuthToken(**DEMO_CLIENT, grant_token=grant))
+        _current_user()
+        exchanges = zoho.count(grant_type="authorization_code")
+        echo(f"2. restarted process found the token: {exchanges} grant exchange(s) in all")
+
+        expired = OAuthToken(id=token.get_id(), access_token=token.get_access_token())
+        expired.set_expires_in(str(int(time.time() * 1000) - 1000))
+        store.save_token(expired)
+        start(store, OAuthToken(**DEMO_CLIENT, grant_token=grant))
+        _current_user()
+        refreshed = store.find_token_by_id(token.get_id())
+        assert refreshed is not None
+        echo(
+            f"3. expired access token refreshed ({zoho.count(grant_type='refresh_token')} "
+            f"refresh request) and saved: {mask(refreshed.get_access_token())}"
+        )
+
+        start(store, OAuthToken(id=token.get_id()))
+        echo(f"4. OAuthToken(id={token.get_id()!r}) works: CRM user {_current_user()}")
+
+        revoked = token.revoke(token.get_id())
+        echo(f"5. revoke({token.get_id()!r}) -> {revoked}")
+        echo("stored rows:")
+        for line in rows(store):
+            echo(line)
+        store.close()
+        Initializer.initializer = None
