@@ -7,11 +7,14 @@ isolation level, pre-ping for servers that restart.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 URL_ENV_VAR = "ZOHO_SA_STORE_URL"
@@ -124,3 +127,35 @@ def configure_sqlite(engine: Engine, *, memory: bool = False) -> None:
     def _on_begin(connection: Any) -> None:
         write = connection.get_execution_options().get(WRITE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+@contextmanager
+def write_transaction(conn: Connection, lock_timeout: float | None = None) -> Iterator[Connection]:
+    """Begin a writing transaction whose waits for a lock are bounded by ``lock_timeout`` s.
+
+    SQLite: ``BEGIN IMMEDIATE`` under a busy timeout of ``lock_timeout`` (the default one
+    is restored afterwards). PostgreSQL: ``SET LOCAL lock_timeout``. MySQL/MariaDB:
+    ``innodb_lock_wait_timeout`` for the connection (whole seconds, at least 1).
+    """
+    conn = conn.execution_options(**{WRITE: True})
+    name = conn.dialect.name
+    if lock_timeout is None:
+        with conn.begin():
+            yield conn
+    elif name == "sqlite":
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        raw.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    else:
+        with conn.begin():
+            if name == "postgresql":
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'")
+            elif name in ("mysql", "mariadb"):
+                seconds = max(1, math.ceil(lock_timeout))
+                conn.exec_driver_sql(f"SET SESSION innodb_lock_wait_timeout = {seconds}")
+            yield conn

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -37,8 +38,9 @@ from zohocrmsdk.src.com.zoho.api.authenticator.store.token_store import TokenSto
 
 from zoho_sa_store.errors import TokenStoreError, driver_code, store_error
 from zoho_sa_store.model import DEFAULT_TABLE_NAME, NAMING_CONVENTION, OAuthTokenRow, token_table
+from zoho_sa_store.refresh import RefreshError, RefreshPolicy, request_refresh
 from zoho_sa_store.rules import SAVE_RULES, Lookup, lookup
-from zoho_sa_store.settings import WRITE, check_table_name, make_engine
+from zoho_sa_store.settings import check_table_name, make_engine, write_transaction
 from zoho_sa_store.tokens import (
     COLUMNS,
     TokenFields,
@@ -66,6 +68,8 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         engine: an existing engine to use instead of ``url`` (not disposed by
             :meth:`close`). For SQLite, build it with :func:`zoho_sa_store.make_engine`.
         table_name: the table's name (letters, digits, underscores).
+        refresh: coordinated refresh (see :meth:`find_token`): True (the default policy:
+            60 s window), False (off), or a :class:`~zoho_sa_store.refresh.RefreshPolicy`.
         **engine_options: ``create_engine`` options that replace the defaults of
             :func:`zoho_sa_store.settings.engine_options`.
 
@@ -84,9 +88,18 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         *,
         engine: Engine | None = None,
         table_name: str = DEFAULT_TABLE_NAME,
+        refresh: RefreshPolicy | bool = True,
         **engine_options: Any,
     ) -> None:
         self.table_name = check_table_name(table_name)
+        if isinstance(refresh, bool):
+            refresh = RefreshPolicy() if refresh else RefreshPolicy(window=0)
+        if not isinstance(refresh, RefreshPolicy):
+            raise TypeError(
+                f"refresh must be a bool or RefreshPolicy, not {type(refresh).__name__}"
+            )
+        self.refresh = refresh
+        self._refresh_failed_until: dict[str, float] = {}
         if engine is not None:
             if url is not None or engine_options:
                 raise TypeError("pass either engine or url/engine options, not both")
@@ -130,6 +143,15 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             ``user_signature`` set from ``user_name``), or None when no rule applies or no row
             matches (the token is then untouched).
 
+        Coordinated refresh: when the row's access token expires within the policy's window
+        (and the SDK is initialized, giving the accounts URL), the store locks the row,
+        re-reads it and, only if it is still stale, refreshes it at Zoho Accounts and saves
+        the answer before the lock is released. Other workers wait on the lock and then read
+        the fresh token, so one refresh serves every process. The lock is held across the
+        HTTP call on purpose: released earlier, a waiting worker would see the stale row
+        and refresh again. A failed refresh is logged and the stored token returned as it
+        is (the SDK then refreshes on its own); it never raises.
+
         Raises:
             TypeError, ValueError: ``token`` is not a valid ``OAuthToken``; no SQL runs.
             TokenStoreError: the database failed (never None for a missing table).
@@ -138,7 +160,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         if found is None:
             return None
         row = self._run("find_token", lambda conn: self._first(conn, found))
-        return None if row is None else merge_into(token, stored(row._mapping))
+        return None if row is None else merge_into(token, self._fresh(stored(row._mapping)))
 
     def find_token_by_id(self, id: str) -> OAuthToken | None:
         """A new, complete ``OAuthToken`` built from row ``id``; None when there is none.
@@ -153,7 +175,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         row = self._run(
             "find_token_by_id", lambda c: self._first(c, Lookup("id", (("id", token_id),)))
         )
-        return None if row is None else new_token(stored(row._mapping))
+        return None if row is None else new_token(self._fresh(stored(row._mapping)))
 
     def save_token(self, token: OAuthToken) -> None:
         """Upsert the token; on return the row is committed.
@@ -217,6 +239,57 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         """
         self._run("delete_tokens", lambda conn: conn.execute(delete(self.table)), write=True)
 
+    # -- coordinated refresh ------------------------------------------------------------
+
+    def _fresh(self, row: TokenFields) -> TokenFields:
+        """The row, refreshed first when it is stale (see :meth:`find_token`); never raises."""
+        if not self.refresh.is_stale(row) or row.id is None:
+            return row
+        if self._refresh_failed_until.get(row.id, 0.0) > time.monotonic():
+            return row
+        accounts_url, update_api_domain = _sdk_accounts()
+        if accounts_url is None:
+            return row
+        row_id = row.id
+        try:
+            refreshed = self._run(
+                "refresh",
+                lambda conn: self._refresh_locked(conn, row_id, accounts_url, update_api_domain),
+                lock_timeout=self.refresh.lock_timeout,
+            )
+        except (TokenStoreError, RefreshError) as error:
+            log.warning("refresh of token id %s failed, left to the SDK: %s", row_id, error)
+            self._refresh_failed_until[row_id] = time.monotonic() + self.refresh.backoff
+            return row
+        self._refresh_failed_until.pop(row_id, None)
+        return refreshed or row
+
+    def _refresh_locked(
+        self, conn: Connection, row_id: str, accounts_url: str, update_api_domain: bool
+    ) -> TokenFields | None:
+        """Lock the row, re-read it and refresh it if it is still stale; return it."""
+        stmt = self._select(("id",)).with_for_update()
+        locked = conn.execute(stmt, {"id": row_id}).first()
+        if locked is None:
+            return None
+        current = stored(locked._mapping)
+        if not self.refresh.is_stale(current):
+            return current  # another worker refreshed it while we waited
+        answer = request_refresh(
+            accounts_url,
+            current,
+            timeout=self.refresh.http_timeout,
+            update_api_domain=update_api_domain,
+        )
+        values = {"access_token": answer.access_token, "expiry_time": answer.expiry_time}
+        if answer.api_domain is not None:
+            values["api_domain"] = answer.api_domain
+        saved_at = time.time_ns() // 1000
+        stmt = update(self.table).where(self.table.c.id == row_id)
+        conn.execute(stmt.values({**values, "saved_at": saved_at}))
+        log.info("token id %s refreshed once for every worker", row_id)
+        return replace(current, **values)
+
     # -- statements ---------------------------------------------------------------------
 
     def _select(self, names: tuple[str, ...]) -> Select[Any]:
@@ -253,17 +326,26 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         return new_id
 
     @contextmanager
-    def _transaction(self, write: bool) -> Iterator[Connection]:
+    def _transaction(self, write: bool, lock_timeout: float | None) -> Iterator[Connection]:
         with self.engine.connect() as conn:
-            if write:
-                conn = conn.execution_options(**{WRITE: True})
-            with conn.begin():
-                yield conn
+            if not write and lock_timeout is None:
+                with conn.begin():
+                    yield conn
+            else:
+                with write_transaction(conn, lock_timeout) as writing:
+                    yield writing
 
-    def _run(self, operation: str, work: Callable[[Connection], T], *, write: bool = False) -> T:
+    def _run(
+        self,
+        operation: str,
+        work: Callable[[Connection], T],
+        *,
+        write: bool = False,
+        lock_timeout: float | None = None,
+    ) -> T:
         """Run ``work`` in one transaction; wrap any database failure as TokenStoreError."""
         try:
-            with self._transaction(write or operation == "save_token") as conn:
+            with self._transaction(write or operation == "save_token", lock_timeout) as conn:
                 return work(conn)
         except SQLAlchemyError as error:
             raise store_error(operation, error, missing_table=self._missing_table(error)) from error
@@ -278,6 +360,18 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         except SQLAlchemyError:
             return None
         return None if exists else self.table_name
+
+
+def _sdk_accounts() -> tuple[str | None, bool]:
+    """The SDK's current accounts URL (None when not initialized) and api_domain policy."""
+    from zohocrmsdk.src.com.zoho.crm.api.initializer import Initializer
+
+    initializer = Initializer.get_initializer()
+    environment = getattr(initializer, "environment", None)
+    url = getattr(environment, "accounts_url", None)
+    config = getattr(initializer, "sdk_config", None)
+    update_api_domain = bool(config.apply_api_domain_update()) if config is not None else True
+    return (url if isinstance(url, str) and url else None), update_api_domain
 
 
 def _retryable(error: BaseException | None) -> bool:
