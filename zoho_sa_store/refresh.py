@@ -11,13 +11,18 @@ The request and the answer's reading follow the SDK's ``refresh_access_token`` a
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
+from zoho_sa_store.errors import TokenStoreError
 from zoho_sa_store.tokens import TokenFields
+
+log = logging.getLogger(__name__)
 
 
 class RefreshError(Exception):
@@ -73,6 +78,79 @@ class Refreshed:
     access_token: str
     expiry_time: str
     api_domain: str | None
+
+    def values(self) -> dict[str, str]:
+        """The columns to update: access_token, expiry_time and api_domain when given."""
+        values = {"access_token": self.access_token, "expiry_time": self.expiry_time}
+        if self.api_domain is not None:
+            values["api_domain"] = self.api_domain
+        return values
+
+
+RefreshStep = Callable[[TokenFields], "Refreshed | None"]
+"""Given the locked, re-read row: the endpoint's answer, or None when it is fresh now."""
+LockedRefresh = Callable[[str, RefreshStep], "TokenFields | None"]
+"""The store's part: lock row ``id``, run the step on it, save the answer, return the row."""
+
+
+class Refresher:
+    """Decides when a row is refreshed, and remembers failed rows for the back-off.
+
+    Args:
+        policy: True (default :class:`RefreshPolicy`), False (off) or a policy.
+
+    Raises:
+        TypeError: ``policy`` is neither a bool nor a RefreshPolicy.
+    """
+
+    def __init__(self, policy: RefreshPolicy | bool) -> None:
+        if isinstance(policy, bool):
+            policy = RefreshPolicy() if policy else RefreshPolicy(window=0)
+        if not isinstance(policy, RefreshPolicy):
+            raise TypeError(f"refresh must be a bool or RefreshPolicy, not {type(policy).__name__}")
+        self.policy = policy
+        self._failed_until: dict[str, float] = {}
+
+    def fresh(self, row: TokenFields, locked_refresh: LockedRefresh) -> TokenFields:
+        """The row, refreshed first through ``locked_refresh`` when stale; never raises."""
+        if row.id is None or not self.policy.is_stale(row):
+            return row
+        if self._failed_until.get(row.id, 0.0) > time.monotonic():
+            return row
+        accounts_url, update_api_domain = sdk_accounts()
+        if accounts_url is None:
+            return row
+
+        def step(current: TokenFields) -> Refreshed | None:
+            if not self.policy.is_stale(current):
+                return None
+            return request_refresh(
+                accounts_url,
+                current,
+                timeout=self.policy.http_timeout,
+                update_api_domain=update_api_domain,
+            )
+
+        try:
+            refreshed = locked_refresh(row.id, step)
+        except (TokenStoreError, RefreshError) as error:
+            log.warning("refresh of token id %s failed, left to the SDK: %s", row.id, error)
+            self._failed_until[row.id] = time.monotonic() + self.policy.backoff
+            return row
+        self._failed_until.pop(row.id, None)
+        return refreshed or row
+
+
+def sdk_accounts() -> tuple[str | None, bool]:
+    """The SDK's current accounts URL (None before ``Initializer.initialize``), and whether
+    the SDK takes api_domain from token answers (``SDKConfig.apply_api_domain_update()``)."""
+    from zohocrmsdk.src.com.zoho.crm.api.initializer import Initializer
+
+    initializer = Initializer.get_initializer()
+    url = getattr(getattr(initializer, "environment", None), "accounts_url", None)
+    config = getattr(initializer, "sdk_config", None)
+    update_api_domain = bool(config.apply_api_domain_update()) if config is not None else True
+    return (url if isinstance(url, str) and url else None), update_api_domain
 
 
 def request_refresh(

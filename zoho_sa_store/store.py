@@ -38,7 +38,7 @@ from zohocrmsdk.src.com.zoho.api.authenticator.store.token_store import TokenSto
 
 from zoho_sa_store.errors import TokenStoreError, driver_code, store_error
 from zoho_sa_store.model import DEFAULT_TABLE_NAME, NAMING_CONVENTION, OAuthTokenRow, token_table
-from zoho_sa_store.refresh import RefreshError, RefreshPolicy, request_refresh
+from zoho_sa_store.refresh import Refresher, RefreshPolicy, RefreshStep
 from zoho_sa_store.rules import SAVE_RULES, Lookup, lookup
 from zoho_sa_store.settings import check_table_name, make_engine, write_transaction
 from zoho_sa_store.tokens import (
@@ -92,14 +92,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         **engine_options: Any,
     ) -> None:
         self.table_name = check_table_name(table_name)
-        if isinstance(refresh, bool):
-            refresh = RefreshPolicy() if refresh else RefreshPolicy(window=0)
-        if not isinstance(refresh, RefreshPolicy):
-            raise TypeError(
-                f"refresh must be a bool or RefreshPolicy, not {type(refresh).__name__}"
-            )
-        self.refresh = refresh
-        self._refresh_failed_until: dict[str, float] = {}
+        self._refresher = Refresher(refresh)
         if engine is not None:
             if url is not None or engine_options:
                 raise TypeError("pass either engine or url/engine options, not both")
@@ -242,53 +235,25 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
     # -- coordinated refresh ------------------------------------------------------------
 
     def _fresh(self, row: TokenFields) -> TokenFields:
-        """The row, refreshed first when it is stale (see :meth:`find_token`); never raises."""
-        if not self.refresh.is_stale(row) or row.id is None:
-            return row
-        if self._refresh_failed_until.get(row.id, 0.0) > time.monotonic():
-            return row
-        accounts_url, update_api_domain = _sdk_accounts()
-        if accounts_url is None:
-            return row
-        row_id = row.id
-        try:
-            refreshed = self._run(
-                "refresh",
-                lambda conn: self._refresh_locked(conn, row_id, accounts_url, update_api_domain),
-                lock_timeout=self.refresh.lock_timeout,
-            )
-        except (TokenStoreError, RefreshError) as error:
-            log.warning("refresh of token id %s failed, left to the SDK: %s", row_id, error)
-            self._refresh_failed_until[row_id] = time.monotonic() + self.refresh.backoff
-            return row
-        self._refresh_failed_until.pop(row_id, None)
-        return refreshed or row
+        return self._refresher.fresh(row, self._refresh_locked)
 
-    def _refresh_locked(
-        self, conn: Connection, row_id: str, accounts_url: str, update_api_domain: bool
-    ) -> TokenFields | None:
-        """Lock the row, re-read it and refresh it if it is still stale; return it."""
-        stmt = self._select(("id",)).with_for_update()
-        locked = conn.execute(stmt, {"id": row_id}).first()
-        if locked is None:
-            return None
-        current = stored(locked._mapping)
-        if not self.refresh.is_stale(current):
-            return current  # another worker refreshed it while we waited
-        answer = request_refresh(
-            accounts_url,
-            current,
-            timeout=self.refresh.http_timeout,
-            update_api_domain=update_api_domain,
-        )
-        values = {"access_token": answer.access_token, "expiry_time": answer.expiry_time}
-        if answer.api_domain is not None:
-            values["api_domain"] = answer.api_domain
-        saved_at = time.time_ns() // 1000
-        stmt = update(self.table).where(self.table.c.id == row_id)
-        conn.execute(stmt.values({**values, "saved_at": saved_at}))
-        log.info("token id %s refreshed once for every worker", row_id)
-        return replace(current, **values)
+    def _refresh_locked(self, row_id: str, refresh: RefreshStep) -> TokenFields | None:
+        """Lock the row, re-read it, let ``refresh`` decide; save its answer; return the row."""
+
+        def locked(conn: Connection) -> TokenFields | None:
+            row = conn.execute(self._select(("id",)).with_for_update(), {"id": row_id}).first()
+            if row is None:
+                return None
+            current = stored(row._mapping)
+            answer = refresh(current)
+            if answer is None:
+                return current  # another worker refreshed it while we waited
+            values = answer.values()
+            stmt = update(self.table).where(self.table.c.id == row_id)
+            conn.execute(stmt.values({**values, "saved_at": time.time_ns() // 1000}))
+            return replace(current, **values)
+
+        return self._run("refresh", locked, lock_timeout=self._refresher.policy.lock_timeout)
 
     # -- statements ---------------------------------------------------------------------
 
@@ -360,18 +325,6 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         except SQLAlchemyError:
             return None
         return None if exists else self.table_name
-
-
-def _sdk_accounts() -> tuple[str | None, bool]:
-    """The SDK's current accounts URL (None when not initialized) and api_domain policy."""
-    from zohocrmsdk.src.com.zoho.crm.api.initializer import Initializer
-
-    initializer = Initializer.get_initializer()
-    environment = getattr(initializer, "environment", None)
-    url = getattr(environment, "accounts_url", None)
-    config = getattr(initializer, "sdk_config", None)
-    update_api_domain = bool(config.apply_api_domain_update()) if config is not None else True
-    return (url if isinstance(url, str) and url else None), update_api_domain
 
 
 def _retryable(error: BaseException | None) -> bool:
