@@ -31,7 +31,7 @@ REQUIRE_VAR = "ZOHO_SA_STORE_REQUIRE_BACKENDS"
 BACKENDS = ("sqlite", "postgresql", "mysql")
 
 
-def server_url(backend: str) -> URL:
+def configured_url(backend: str) -> URL:
     variable, default = SERVER_URLS[backend]
     return make_url(os.environ.get(variable) or default)
 
@@ -61,7 +61,7 @@ def backend_or_skip(backend: str, tmp_dir: Path) -> str:
     """The URL of a ready test database for ``backend``; skip/fail when it cannot be had."""
     if backend == "sqlite":
         return f"sqlite:///{tmp_dir / 'tokens.db'}"
-    url = server_url(backend)
+    url = configured_url(backend)
     if backend not in _unavailable:
         try:
             ensure_database(url)
@@ -78,6 +78,14 @@ def backend_or_skip(backend: str, tmp_dir: Path) -> str:
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A migrated test database on each backend (its URL)."""
+    url = backend_or_skip(request.param, tmp_path_factory.mktemp(request.param))
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session", params=BACKENDS[1:])
+def server_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated test database on each database server (PostgreSQL, MySQL/MariaDB)."""
     url = backend_or_skip(request.param, tmp_path_factory.mktemp(request.param))
     upgrade(url)
     return url

@@ -55,7 +55,7 @@ def assert_one_consistent_row_per_user(url: str) -> None:
 
 @pytest.mark.slow
 def test_processes_saving_the_same_users(store: SQLAlchemyTokenStore, backend_url: str) -> None:
-    workers = 6
+    workers = 8
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(workers)
     results = ctx.Queue()

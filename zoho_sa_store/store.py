@@ -308,12 +308,28 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         write: bool = False,
         lock_timeout: float | None = None,
     ) -> T:
-        """Run ``work`` in one transaction; wrap any database failure as TokenStoreError."""
-        try:
-            with self._transaction(write or operation == "save_token", lock_timeout) as conn:
-                return work(conn)
-        except SQLAlchemyError as error:
-            raise store_error(operation, error, missing_table=self._missing_table(error)) from error
+        """Run ``work`` in one transaction; wrap any database failure as TokenStoreError.
+
+        A connection found dead mid-call (a database restart) is replaced and the call run
+        once more: every method is idempotent, and the failed transaction did not commit.
+        The refresh is not repeated this way (it would call Zoho twice).
+        """
+        retry = operation != "refresh"
+        while True:
+            try:
+                with self._transaction(write or operation == "save_token", lock_timeout) as conn:
+                    return work(conn)
+            except DBAPIError as error:
+                if retry and error.connection_invalidated:
+                    log.info("%s: lost the database connection, retrying once", operation)
+                    retry = False
+                    continue
+                raise self._wrap(operation, error) from error
+            except SQLAlchemyError as error:
+                raise self._wrap(operation, error) from error
+
+    def _wrap(self, operation: str, error: SQLAlchemyError) -> TokenStoreError:
+        return store_error(operation, error, missing_table=self._missing_table(error))
 
     def _missing_table(self, error: SQLAlchemyError) -> str | None:
         """The table's name if the failure is that it does not exist (checked only on error)."""
