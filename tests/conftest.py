@@ -28,6 +28,7 @@ SERVER_URLS = {
     ),
 }
 REQUIRE_VAR = "ZOHO_SA_STORE_REQUIRE_BACKENDS"
+pytest_plugins = ["tests.leakcheck"]
 BACKENDS = ("sqlite", "postgresql", "mysql")
 
 

@@ -98,3 +98,12 @@ def test_user_signature_of_wrong_type() -> None:
     t = OAuthToken(user_signature=UserSignature(["not", "a", "str"]))
     with pytest.raises(TypeError, match="must be a str or None, not list"):
         token_fields(t)
+
+
+def test_leak_detector_finds_a_secret_in_a_message() -> None:
+    from tests.leakcheck import find_leaks
+
+    messages = ["save_token failed (IntegrityError 1062)", "token 1000.abcdef123 refreshed"]
+    assert find_leaks(messages, ["1000.abcdef123", "1000.other99"]) == [
+        ("1000.abcdef123", "token 1000.abcdef123 refreshed")
+    ]
