@@ -38,8 +38,29 @@ def save_all(url: str, worker: int, barrier: Any) -> list[str]:
     return errors
 
 
-def _process_main(url: str, worker: int, barrier: Any, results: Any) -> None:
-    results.put((worker, save_all(url, worker, barrier)))
+def save_userless(url: str, worker: int, barrier: Any) -> list[str]:
+    """Save the same token without a user name (no unique constraint guards it) ROUNDS times."""
+    errors: list[str] = []
+    with SQLAlchemyTokenStore(url) as store:
+        barrier.wait(timeout=120)
+        for round_ in range(ROUNDS):
+            try:
+                store.save_token(
+                    token(
+                        grant="1000.shared-grant",
+                        refresh="1000.shared-refresh",
+                        access=f"1000.w{worker}.r{round_}",
+                        expires=f"17{worker}{round_}",
+                    )
+                )
+            except Exception:
+                errors.append(traceback.format_exc())
+    return errors
+
+
+def _process_main(url: str, worker: int, barrier: Any, results: Any, userless: bool) -> None:
+    work = save_userless if userless else save_all
+    results.put((worker, work(url, worker, barrier)))
 
 
 def assert_one_consistent_row_per_user(url: str) -> None:
@@ -53,14 +74,13 @@ def assert_one_consistent_row_per_user(url: str) -> None:
         assert row.get_refresh_token() == "1000.ref"
 
 
-@pytest.mark.slow
-def test_processes_saving_the_same_users(store: SQLAlchemyTokenStore, backend_url: str) -> None:
-    workers = 8
+def run_processes(url: str, workers: int, userless: bool) -> dict[int, list[str]]:
+    """Start ``workers`` spawned processes released together; their errors by worker."""
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(workers)
     results = ctx.Queue()
     processes = [
-        ctx.Process(target=_process_main, args=(backend_url, w, barrier, results))
+        ctx.Process(target=_process_main, args=(url, w, barrier, results, userless))
         for w in range(workers)
     ]
     for p in processes:
@@ -69,8 +89,25 @@ def test_processes_saving_the_same_users(store: SQLAlchemyTokenStore, backend_ur
     for p in processes:
         p.join(timeout=60)
         assert p.exitcode == 0
-    assert outcome == {w: [] for w in range(workers)}
+    return outcome
+
+
+@pytest.mark.slow
+def test_processes_saving_the_same_users(store: SQLAlchemyTokenStore, backend_url: str) -> None:
+    assert run_processes(backend_url, 8, userless=False) == {w: [] for w in range(8)}
     assert_one_consistent_row_per_user(backend_url)
+
+
+@pytest.mark.slow
+def test_processes_saving_the_same_token_without_user(
+    store: SQLAlchemyTokenStore, backend_url: str
+) -> None:
+    assert run_processes(backend_url, 6, userless=True) == {w: [] for w in range(6)}
+    [row] = store.get_tokens()
+    assert row.get_user_signature() is None
+    assert row.get_refresh_token() == "1000.shared-refresh"
+    _, worker, round_ = row.get_access_token().split(".")
+    assert row.get_expires_in() == f"17{worker[1:]}{round_[1:]}"
 
 
 @pytest.mark.slow

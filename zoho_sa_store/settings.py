@@ -10,11 +10,12 @@ from __future__ import annotations
 import math
 import os
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 URL_ENV_VAR = "ZOHO_SA_STORE_URL"
@@ -159,3 +160,41 @@ def write_transaction(conn: Connection, lock_timeout: float | None = None) -> It
                 seconds = max(1, math.ceil(lock_timeout))
                 conn.exec_driver_sql(f"SET SESSION innodb_lock_wait_timeout = {seconds}")
             yield conn
+
+
+@contextmanager
+def named_lock(conn: Connection, key: str, timeout: float) -> Iterator[None]:
+    """Hold a server-wide lock named ``key`` around the transaction begun inside.
+
+    For inserts no unique constraint can guard (a token without a user name): two workers
+    saving the same token take turns, and the second one finds the first one's row.
+    PostgreSQL: a session advisory lock; MySQL/MariaDB: ``GET_LOCK``; SQLite: nothing (its
+    writers already take turns through ``BEGIN IMMEDIATE``). Released after the commit.
+
+    Raises:
+        TimeoutError: the lock was not had within ``timeout`` seconds.
+    """
+    name = conn.dialect.name
+    if name == "postgresql":
+        take = text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))")
+        release = text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))")
+    elif name in ("mysql", "mariadb"):
+        key = key[:64]
+        take = text("SELECT GET_LOCK(:key, 0)")
+        release = text("SELECT RELEASE_LOCK(:key)")
+    else:
+        yield
+        return
+    deadline = time.monotonic() + timeout
+    while not conn.execute(take, {"key": key}).scalar():
+        conn.rollback()
+        if time.monotonic() > deadline:
+            raise TimeoutError("timed out waiting for another worker's save of the same token")
+        time.sleep(0.02)
+    conn.commit()
+    try:
+        yield
+    finally:
+        conn.rollback()
+        conn.execute(release, {"key": key})
+        conn.commit()

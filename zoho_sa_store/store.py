@@ -9,11 +9,12 @@ means is decided in :mod:`zoho_sa_store.rules`; turning tokens into values and b
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -40,7 +41,7 @@ from zoho_sa_store.errors import TokenStoreError, driver_code, store_error
 from zoho_sa_store.model import DEFAULT_TABLE_NAME, NAMING_CONVENTION, OAuthTokenRow, token_table
 from zoho_sa_store.refresh import Refresher, RefreshPolicy, RefreshStep
 from zoho_sa_store.rules import SAVE_RULES, Lookup, lookup
-from zoho_sa_store.settings import check_table_name, make_engine, write_transaction
+from zoho_sa_store.settings import check_table_name, make_engine, named_lock, write_transaction
 from zoho_sa_store.tokens import (
     COLUMNS,
     TokenFields,
@@ -193,7 +194,11 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             raise ValueError("nothing to store: the token has no access, refresh or grant token")
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
-                row_id = self._run("save_token", lambda conn: self._upsert(conn, fields))
+                row_id = self._run(
+                    "save_token",
+                    lambda conn: self._upsert(conn, fields),
+                    lock_key=self._insert_lock_key(fields),
+                )
                 break
             except TokenStoreError as error:
                 if attempt == SAVE_ATTEMPTS or not _retryable(error.cause):
@@ -271,6 +276,14 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         stmt = self._select(names).order_by(self.table.c.saved_at.desc()).limit(1)
         return conn.execute(stmt, dict(found.criteria)).first()
 
+    def _insert_lock_key(self, fields: TokenFields) -> str | None:
+        """A lock name for saves no unique constraint guards (no user name); else None."""
+        found = None if fields.user_name is not None else lookup(fields, SAVE_RULES)
+        if found is None:
+            return None
+        digest = hashlib.sha256(repr((self.table_name, found)).encode()).hexdigest()
+        return f"zoho_sa_store:{digest[:40]}"
+
     def _upsert(self, conn: Connection, fields: TokenFields) -> str:
         """Update the row the token means, or insert one; return the row's id."""
         token_id, row_id = fields.id, None
@@ -291,14 +304,20 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         return new_id
 
     @contextmanager
-    def _transaction(self, write: bool, lock_timeout: float | None) -> Iterator[Connection]:
+    def _transaction(
+        self, write: bool, lock_timeout: float | None, lock_key: str | None
+    ) -> Iterator[Connection]:
         with self.engine.connect() as conn:
             if not write and lock_timeout is None:
                 with conn.begin():
                     yield conn
-            else:
-                with write_transaction(conn, lock_timeout) as writing:
-                    yield writing
+                return
+            timeout = self._refresher.policy.lock_timeout
+            with (
+                named_lock(conn, lock_key, timeout) if lock_key else nullcontext(),
+                write_transaction(conn, lock_timeout) as writing,
+            ):
+                yield writing
 
     def _run(
         self,
@@ -307,6 +326,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         *,
         write: bool = False,
         lock_timeout: float | None = None,
+        lock_key: str | None = None,
     ) -> T:
         """Run ``work`` in one transaction; wrap any database failure as TokenStoreError.
 
@@ -317,7 +337,8 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         retry = operation != "refresh"
         while True:
             try:
-                with self._transaction(write or operation == "save_token", lock_timeout) as conn:
+                writes = write or operation == "save_token"
+                with self._transaction(writes, lock_timeout, lock_key) as conn:
                     return work(conn)
             except DBAPIError as error:
                 if retry and error.connection_invalidated:
@@ -327,6 +348,8 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
                 raise self._wrap(operation, error) from error
             except SQLAlchemyError as error:
                 raise self._wrap(operation, error) from error
+            except TimeoutError as error:
+                raise TokenStoreError(f"{operation} failed: {error}", cause=error) from error
 
     def _wrap(self, operation: str, error: SQLAlchemyError) -> TokenStoreError:
         return store_error(operation, error, missing_table=self._missing_table(error))
