@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -58,3 +59,15 @@ def test_invalid_table_name_is_a_usage_error(backend_url: str) -> None:
     result = CliRunner().invoke(main, ["current", "--url", backend_url, "--table", "bad;name"])
     assert result.exit_code == 2
     assert "Invalid value for --table: invalid table name 'bad;name'" in result.output
+
+
+def test_database_failures_are_one_line_errors(tmp_path: Path) -> None:
+    runner = CliRunner()
+    missing = runner.invoke(main, ["--url", f"sqlite:///{tmp_path}/no/such/dir/t.db", "upgrade"])
+    assert missing.exit_code == 1
+    assert missing.output.startswith("Error: OperationalError: unable to open database file")
+    assert len(missing.output.strip().splitlines()) == 1
+    bogus = runner.invoke(main, ["--url", "bogus://", "current"])
+    assert bogus.exit_code == 1 and bogus.output.startswith("Error: NoSuchModuleError")
+    revision = runner.invoke(main, ["--url", f"sqlite:///{tmp_path}/t.db", "upgrade", "nope"])
+    assert revision.exit_code == 1 and "Can't locate revision" in revision.output

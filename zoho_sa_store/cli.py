@@ -8,10 +8,13 @@ Exit codes: 0 success, 1 a database or SDK failure, 2 a usage error.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+from alembic.util import CommandError
+from sqlalchemy.exc import SQLAlchemyError
 
 from zoho_sa_store import migrate
 from zoho_sa_store.errors import TokenStoreError
@@ -19,6 +22,22 @@ from zoho_sa_store.model import DEFAULT_TABLE_NAME
 from zoho_sa_store.settings import URL_ENV_VAR, check_table_name, resolve_url
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def failures_as_messages(command: F) -> F:
+    """Turn database and migration failures into a one-line error and exit code 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except TokenStoreError as error:
+            raise click.ClickException(str(error)) from error
+        except (SQLAlchemyError, CommandError) as error:
+            text = " ".join(str(getattr(error, "orig", None) or error).split())
+            raise click.ClickException(f"{type(error).__name__}: {text[:300]}") from error
+
+    return wrapper  # type: ignore[return-value]
 
 
 def connection_options(command: F) -> F:
@@ -63,6 +82,7 @@ def _settings(url: str | None, table_name: str | None) -> Settings:
 @main.command()
 @connection_options
 @click.argument("revision", default="head")
+@failures_as_messages
 def upgrade(url: str | None, table_name: str | None, revision: str) -> None:
     """Upgrade the schema to REVISION (default: head)."""
     s = _settings(url, table_name)
@@ -73,6 +93,7 @@ def upgrade(url: str | None, table_name: str | None, revision: str) -> None:
 
 @main.command()
 @connection_options
+@failures_as_messages
 def current(url: str | None, table_name: str | None) -> None:
     """Print the schema's current revision (nothing before the first upgrade)."""
     s = _settings(url, table_name)
@@ -81,6 +102,7 @@ def current(url: str | None, table_name: str | None) -> None:
 
 @main.command()
 @connection_options
+@failures_as_messages
 def demo(url: str | None, table_name: str | None) -> None:
     """Run the real SDK through a token lifecycle against an offline Zoho stand-in.
 
@@ -90,7 +112,4 @@ def demo(url: str | None, table_name: str | None) -> None:
     from zoho_sa_store.demo import run_demo
 
     s = _settings(url, table_name)
-    try:
-        run_demo(s.url, click.echo, table_name=s.table_name)
-    except TokenStoreError as error:
-        raise click.ClickException(str(error)) from error
+    run_demo(s.url, click.echo, table_name=s.table_name)

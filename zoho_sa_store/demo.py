@@ -101,7 +101,7 @@ def run_demo(
         echo(f"4. OAuthToken(id={token.get_id()!r}) works: CRM user {_current_user()}")
 
         revoked = token.revoke(token.get_id())
-        echo(f"5. revoke({token.get_id()!r}) -> {revoked}")
+        echo(f"5. revoke({token.get_id()!r}) -> {revoked} (the SDK keeps the row; Zoho forgets it)")
         echo("stored rows:")
         for line in rows(store):
             echo(line)
