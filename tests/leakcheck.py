@@ -107,6 +107,7 @@ def pytest_configure(config: pytest.Config) -> None:
     root = logging.getLogger()
     root.addHandler(RECORDER)
     root.setLevel(logging.DEBUG)
+    logging.getLogger("sqlalchemy").setLevel(logging.DEBUG)  # SQL and row logs too
     for name in ("find_token", "find_token_by_id", "save_token", "delete_token", "get_tokens"):
         _watch_method(name)
     _watch_sdk_exceptions()

@@ -46,19 +46,19 @@ CORPUS: list[tuple[str, Call, type[Exception], str]] = [
         "signature name int",
         lambda s: s.find_token(signature(42)),
         TypeError,
-        "user_name must be a str",
+        "user_signature name must be a str",
     ),
     (
         "signature name bytes",
         lambda s: s.find_token(signature(b"ann")),
         TypeError,
-        "user_name must be a str",
+        "user_signature name must be a str",
     ),
     (
         "signature name list",
         lambda s: s.find_token(signature(["a"])),
         TypeError,
-        "user_name must be a str",
+        "user_signature name must be a str",
     ),
     (
         "signature not a UserSignature",
@@ -89,7 +89,7 @@ CORPUS: list[tuple[str, Call, type[Exception], str]] = [
         "expires int",
         lambda s: s.find_token(with_field("set_expires_in", 1700000000000)),
         TypeError,
-        "expiry_time must be a str",
+        "expires_in must be a str",
     ),
     ("NUL in user name", lambda s: s.find_token(signature("ann\x00@x.com")), ValueError, "NUL"),
     ("NUL in refresh", lambda s: s.find_token(token(refresh="1000.\x00r")), ValueError, "NUL"),
@@ -232,7 +232,7 @@ CORPUS: list[tuple[str, Call, type[Exception], str]] = [
         "save signature name None-like object",
         lambda s: s.save_token(with_field("set_user_signature", UserSignature(object()))),
         TypeError,
-        "user_name must be a str",
+        "user_signature name must be a str",
     ),
     # constructor and migrations
     (

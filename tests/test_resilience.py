@@ -165,3 +165,26 @@ def test_workers_survive_a_database_restart(server_url: str) -> None:
         # never torn: access token and expiry come from the same save
         assert row.get_access_token() == f"1000.w{w}.n{row.get_expires_in()}"
         assert int(row.get_expires_in()) >= last_ok[w]
+
+
+def test_save_after_a_concurrent_delete_is_not_lost(server_url: str) -> None:
+    """The row is deleted between the save's SELECT and UPDATE: the save inserts it again."""
+    with SQLAlchemyTokenStore(server_url) as store:
+        store.delete_tokens()
+        store.save_token(token("ann@example.com", access="1000.old", refresh="1000.r"))
+        deleter = create_engine(server_url)
+        try:
+            with deleter.connect() as conn:
+                conn.execute(text("DELETE FROM oauthtoken WHERE user_name = 'ann@example.com'"))
+                saver = threading.Thread(
+                    target=store.save_token,
+                    args=(token("ann@example.com", access="1000.new", refresh="1000.r"),),
+                )
+                saver.start()
+                time.sleep(0.5)  # the save has read the row and waits on the delete's row lock
+                conn.commit()
+                saver.join(timeout=30)
+        finally:
+            deleter.dispose()
+        [row] = store.get_tokens()
+        assert row.get_access_token() == "1000.new"

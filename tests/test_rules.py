@@ -59,7 +59,7 @@ def test_blank_strings_are_absent() -> None:
     assert lookup(got) == Lookup("access", (("access_token", "1000.a"),))
 
 
-def test_merge_fills_only_blank_fields_and_sets_the_user() -> None:
+def test_merge_fills_only_none_fields_and_sets_the_user() -> None:
     t = OAuthToken(id="5", access_token="")
     row = fields(
         id="9", user_name="u@x", access_token="1000.a", refresh_token="1000.r", expiry_time="5"
@@ -67,7 +67,7 @@ def test_merge_fills_only_blank_fields_and_sets_the_user() -> None:
     assert merge_into(t, row) is t
     assert (t.get_id(), t.get_access_token(), t.get_refresh_token(), t.get_expires_in()) == (
         "5",
-        "1000.a",
+        "",
         "1000.r",
         "5",
     )

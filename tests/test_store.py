@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+
 import pytest
 from sqlalchemy import func, select
 from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
 from zohocrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
 
 from tests.factories import CLIENT_A, CLIENT_B, token, values
-from zoho_sa_store import SQLAlchemyTokenStore
+from zoho_sa_store import SQLAlchemyTokenStore, TokenStoreError
 
 
 def row_count(store: SQLAlchemyTokenStore) -> int:
@@ -315,3 +318,84 @@ def test_memory_database_works() -> None:
         upgrade(memory.engine)
         t = saved(memory)
         assert memory.find_token_by_id(t.get_id()).get_access_token() == "1000.acc"
+
+
+def test_save_with_an_unknown_id_takes_the_found_rows_id(store: SQLAlchemyTokenStore) -> None:
+    t = saved(store)
+    again = token("ann@example.com", access="1000.acc2", id="no-such-row")
+    store.save_token(again)
+    assert again.get_id() == t.get_id() and row_count(store) == 1
+
+
+def test_update_that_would_duplicate_a_user_is_refused(store: SQLAlchemyTokenStore) -> None:
+    saved(store, "ann@example.com", refresh="1000.ann")
+    bob = saved(store, "bob@example.com", refresh="1000.bob")
+    moved = OAuthToken(id=bob.get_id(), user_signature=UserSignature("ann@example.com"))
+    moved.set_client_id(CLIENT_A[0])
+    moved.set_access_token("1000.x")
+    with pytest.raises(TokenStoreError, match=r"another row has this token's \(user_name"):
+        store.save_token(moved)
+    assert row_count(store) == 2
+    assert store.find_token_by_id(bob.get_id()).get_user_signature().get_name() == "bob@example.com"
+
+
+def test_memory_database_from_many_threads() -> None:
+    from zoho_sa_store import upgrade
+
+    errors: list[BaseException] = []
+    with SQLAlchemyTokenStore("sqlite:///:memory:") as memory:
+        upgrade(memory.engine)
+
+        def work(w: int) -> None:
+            try:
+                for n in range(20):
+                    memory.save_token(token(f"u{w}@example.com", access=f"1000.{w}.{n}"))
+                    assert memory.find_token(token(f"u{w}@example.com")) is not None
+            except BaseException as error:
+                errors.append(error)
+
+        threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert errors == []
+        assert row_count(memory) == 8
+
+
+def test_rows_never_reach_the_sql_debug_log(
+    store: SQLAlchemyTokenStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="sqlalchemy.engine"):
+        fresh = SQLAlchemyTokenStore(store.engine.url)  # engine logging is decided at creation
+        fresh.save_token(token("ann@example.com", access="1000.logged-access", refresh="1000.r"))
+        assert fresh.find_token(token("ann@example.com")) is not None
+        fresh.close()
+    assert "rows of the token table are never logged" in caplog.text
+    assert "1000.logged-access" not in caplog.text and CLIENT_A[1] not in caplog.text
+
+
+def test_an_engine_that_shows_parameters_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from sqlalchemy import create_engine
+
+    engine = create_engine("sqlite://")
+    with caplog.at_level(logging.WARNING, logger="zoho_sa_store"):
+        SQLAlchemyTokenStore(engine=engine)
+    assert "does not hide parameters" in caplog.text
+    engine.dispose()
+
+
+def test_table_name_length_limit(backend_url: str) -> None:
+    from zoho_sa_store.migrate import downgrade, upgrade
+
+    longest = "t" * 29
+    upgrade(backend_url, table_name=longest)
+    try:
+        with SQLAlchemyTokenStore(backend_url, table_name=longest) as custom:
+            assert saved(custom).get_id() is not None
+    finally:
+        downgrade(backend_url, "base", table_name=longest)
+    with pytest.raises(ValueError, match="at most 29"):
+        SQLAlchemyTokenStore(backend_url, table_name="t" * 30)

@@ -179,7 +179,8 @@ def test_revoke(stand_in: ZohoStandIn, in_query: bool) -> None:
     if in_query:
         # urllib3 logs request URLs at DEBUG: keep this deliberate token-in-URL out of the logs
         quiet = logging.getLogger("urllib3.connectionpool")
-        level, quiet.level = quiet.level, logging.INFO
+        level = quiet.level
+        quiet.setLevel(logging.INFO)
         try:
             with requests.post(
                 stand_in.url + "/oauth/v2/token/revoke", params={"token": refresh}, timeout=5

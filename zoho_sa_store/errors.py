@@ -53,6 +53,8 @@ def store_error(
         error: the exception raised by SQLAlchemy or the driver.
         missing_table: the table's name when the failure is that it does not exist.
     """
+    if hasattr(error, "params"):
+        error.params = None  # bound values (tokens) never travel with the exception
     code = driver_code(error)
     kind = type(error).__name__ + (f" {code}" if code else "")
     if missing_table is not None:

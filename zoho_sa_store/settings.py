@@ -7,6 +7,7 @@ isolation level, pre-ping for servers that restart.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -25,7 +26,27 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE = "zoho_sa_store_write"
 """Execution option marking a transaction that writes (SQLite then takes the lock at BEGIN)."""
 
-_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
+MAX_TABLE_NAME_LENGTH = 29
+"""Longest token-table name: its version table and constraint names must fit in 63."""
+_TABLE_NAME = re.compile(rf"[A-Za-z_][A-Za-z0-9_]{{0,{MAX_TABLE_NAME_LENGTH - 1}}}\Z")
+LOGGING_NAME = "zoho_sa_store"
+"""Our engines log as ``sqlalchemy.engine.Engine.zoho_sa_store``."""
+
+
+class HideRows(logging.Filter):
+    """Hide result rows in SQLAlchemy's debug log of our engines: rows hold tokens.
+
+    ``hide_parameters=True`` keeps bound values out of the log; with the engine log at
+    DEBUG, SQLAlchemy also logs every row it reads, which this filter replaces.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "Row %r":
+            record.args = ("(hidden: rows of the token table are never logged)",)
+        return True
+
+
+logging.getLogger(f"sqlalchemy.engine.Engine.{LOGGING_NAME}").addFilter(HideRows())
 
 
 def resolve_url(url: str | URL | None = None) -> URL:
@@ -53,13 +74,14 @@ def check_table_name(name: object) -> str:
 
     Raises:
         TypeError: not a str.
-        ValueError: any other character, or longer than 63 characters.
+        ValueError: any other character, or longer than :data:`MAX_TABLE_NAME_LENGTH`.
     """
     if not isinstance(name, str):
         raise TypeError(f"table_name must be a str, not {type(name).__name__}")
     if not _TABLE_NAME.match(name):
         raise ValueError(
-            f"invalid table name {name!r}: use letters, digits and underscores (at most 63)"
+            f"invalid table name {name!r}: use letters, digits and underscores "
+            f"(at most {MAX_TABLE_NAME_LENGTH})"
         )
     return name
 
@@ -70,7 +92,7 @@ def _is_memory(url: URL) -> bool:
 
 def engine_options(url: URL) -> dict[str, Any]:
     """Default ``create_engine`` options for the URL's dialect (the caller's win)."""
-    options: dict[str, Any] = {"hide_parameters": True}
+    options: dict[str, Any] = {"hide_parameters": True, "logging_name": LOGGING_NAME}
     backend = url.get_backend_name()
     if backend == "sqlite":
         if _is_memory(url):

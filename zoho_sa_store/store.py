@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -34,12 +35,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
 from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
 from zohocrmsdk.src.com.zoho.api.authenticator.store.token_store import TokenStore
 
 from zoho_sa_store.errors import TokenStoreError, driver_code, store_error
 from zoho_sa_store.model import DEFAULT_TABLE_NAME, NAMING_CONVENTION, OAuthTokenRow, token_table
-from zoho_sa_store.refresh import Refresher, RefreshPolicy, RefreshStep
+from zoho_sa_store.refresh import Refresher, RefreshError, RefreshPolicy, RefreshStep
 from zoho_sa_store.rules import SAVE_RULES, Lookup, lookup
 from zoho_sa_store.settings import check_table_name, make_engine, named_lock, write_transaction
 from zoho_sa_store.tokens import (
@@ -107,6 +109,13 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             else token_table(MetaData(naming_convention=NAMING_CONVENTION), table_name)
         )
         self._selects: dict[tuple[str, ...], Select[Any]] = {}
+        # sqlite:///:memory: has one connection for all threads: they take turns
+        shared = isinstance(self.engine.pool, StaticPool)
+        self._one_at_a_time: AbstractContextManager[Any] = (
+            threading.RLock() if shared else nullcontext()
+        )
+        if not self.engine.hide_parameters:
+            log.warning("the engine does not hide parameters: errors may show token values")
 
     def __repr__(self) -> str:
         url = self.engine.url.render_as_string(hide_password=True)
@@ -192,20 +201,23 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             and fields.grant_token is None
         ):
             raise ValueError("nothing to store: the token has no access, refresh or grant token")
+        lock_key = self._insert_lock_key(fields)
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
                 row_id = self._run(
-                    "save_token",
-                    lambda conn: self._upsert(conn, fields),
-                    lock_key=self._insert_lock_key(fields),
+                    "save_token", lambda conn: self._upsert(conn, fields), lock_key=lock_key
                 )
                 break
-            except TokenStoreError as error:
-                if attempt == SAVE_ATTEMPTS or not _retryable(error.cause):
+            except (_LostRace, TokenStoreError) as error:
+                cause = error.__cause__ if isinstance(error, _LostRace) else error.cause
+                if isinstance(error, TokenStoreError) and not _retryable(cause):
                     raise
-                log.debug("save_token: retrying after a concurrent write (attempt %d)", attempt)
-        if fields.id is None:
-            token.set_id(row_id)
+                if attempt == SAVE_ATTEMPTS:
+                    message = f"save_token failed: {error} ({SAVE_ATTEMPTS} attempts)"
+                    raise TokenStoreError(message, cause=cause) from error
+                log.debug("save_token: %s; trying again (attempt %d)", error, attempt)
+        if token.get_id() != row_id:
+            token.set_id(row_id)  # a new row, or the row the rules found
 
     def delete_token(self, id: str) -> None:
         """Delete row ``id``; an unknown or blank id deletes nothing and is not an error.
@@ -297,17 +309,27 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         values.pop("id", None)
         values["saved_at"] = time.time_ns() // 1000
         if row_id is not None:
-            conn.execute(update(self.table).where(self.table.c.id == row_id).values(values))
+            try:
+                stmt = update(self.table).where(self.table.c.id == row_id)
+                updated = conn.execute(stmt.values(values)).rowcount
+            except IntegrityError as error:
+                message = "save_token failed: another row has this token's (user_name, client_id)"
+                raise TokenStoreError(message, cause=error) from error
+            if updated != 1:
+                raise _LostRace("the row was deleted by another worker meanwhile")
             return str(row_id)
         new_id = token_id or str(uuid.uuid4())
-        conn.execute(insert(self.table).values({"client_id": "", **values, "id": new_id}))
+        try:
+            conn.execute(insert(self.table).values({"client_id": "", **values, "id": new_id}))
+        except IntegrityError as error:
+            raise _LostRace("another worker inserted the same token meanwhile") from error
         return new_id
 
     @contextmanager
     def _transaction(
         self, write: bool, lock_timeout: float | None, lock_key: str | None
     ) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
+        with self._one_at_a_time, self.engine.connect() as conn:
             if not write and lock_timeout is None:
                 with conn.begin():
                     yield conn
@@ -348,8 +370,12 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
                 raise self._wrap(operation, error) from error
             except SQLAlchemyError as error:
                 raise self._wrap(operation, error) from error
+            except (TokenStoreError, RefreshError, _LostRace):
+                raise
             except TimeoutError as error:
                 raise TokenStoreError(f"{operation} failed: {error}", cause=error) from error
+            except Exception as error:  # a driver failing outside SQLAlchemy's wrapping
+                raise store_error(operation, error) from error
 
     def _wrap(self, operation: str, error: SQLAlchemyError) -> TokenStoreError:
         return store_error(operation, error, missing_table=self._missing_table(error))
@@ -366,7 +392,9 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         return None if exists else self.table_name
 
 
+class _LostRace(Exception):
+    """This attempt of a save lost a race with another writer; the save is tried again."""
+
+
 def _retryable(error: BaseException | None) -> bool:
-    return isinstance(error, IntegrityError) or (
-        isinstance(error, DBAPIError) and driver_code(error) in _RETRYABLE_CODES
-    )
+    return isinstance(error, DBAPIError) and driver_code(error) in _RETRYABLE_CODES

@@ -61,9 +61,13 @@ def is_blank(value: str | None) -> bool:
     return value is None or not value.strip()
 
 
-def _clean(name: str, value: object) -> str | None:
+_SDK_NAMES = {"expiry_time": "expires_in", "user_name": "user_signature name"}
+
+
+def _clean(column: str, value: object) -> str | None:
     if value is None:
         return None
+    name = _SDK_NAMES.get(column, column)
     if not isinstance(value, str):
         raise TypeError(f"OAuthToken {name} must be a str or None, not {type(value).__name__}")
     if "\x00" in value:
@@ -72,9 +76,9 @@ def _clean(name: str, value: object) -> str | None:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError(f"OAuthToken {name} is not valid Unicode (lone surrogate)") from None
-    if len(value) > _MAX_LENGTH[name]:
-        raise ValueError(f"OAuthToken {name} is longer than {_MAX_LENGTH[name]} characters")
-    if name == "expiry_time" and not (value.isascii() and value.isdigit()):
+    if len(value) > _MAX_LENGTH[column]:
+        raise ValueError(f"OAuthToken {name} is longer than {_MAX_LENGTH[column]} characters")
+    if column == "expiry_time" and not (value.isascii() and value.isdigit()):
         raise ValueError("OAuthToken expires_in must be epoch milliseconds as a str of digits")
     return None if is_blank(value) else value
 
@@ -164,16 +168,14 @@ def stored(row: Any) -> TokenFields:
 
 
 def merge_into(token: OAuthToken, row: TokenFields) -> OAuthToken:
-    """Fill the token's blank fields from a stored row; the token's own values win.
+    """Fill the token's None fields from a stored row; the token's own values win.
 
     Returns the same token object, as ``find_token`` must (the SDK uses the given object).
     """
     for name, setter in _SETTERS.items():
         value = getattr(row, name)
-        if value is not None:
-            current = getattr(token, _GETTERS[name])()
-            if not isinstance(current, str) or is_blank(current):
-                getattr(token, setter)(value)
+        if value is not None and getattr(token, _GETTERS[name])() is None:
+            getattr(token, setter)(value)
     if token.get_user_signature() is None and row.user_name is not None:
         token.set_user_signature(UserSignature(row.user_name))
     return token
