@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,18 @@ class DictStore(TokenStore):  # type: ignore[misc]
 def stand_in() -> Iterator[ZohoStandIn]:
     with ZohoStandIn() as server:
         yield server
+
+
+@contextmanager
+def quiet_urllib3() -> Iterator[None]:
+    """urllib3 logs request URLs at DEBUG: keep a deliberate token-in-URL out of the logs."""
+    logger = logging.getLogger("urllib3.connectionpool")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def post(server: ZohoStandIn, path: str, **form: str) -> tuple[int, dict[str, Any]]:
@@ -177,17 +190,13 @@ def test_revoke(stand_in: ZohoStandIn, in_query: bool) -> None:
     tokens = trade_grant(stand_in)
     refresh = tokens["refresh_token"]
     if in_query:
-        # urllib3 logs request URLs at DEBUG: keep this deliberate token-in-URL out of the logs
-        quiet = logging.getLogger("urllib3.connectionpool")
-        level = quiet.level
-        quiet.setLevel(logging.INFO)
-        try:
-            with requests.post(
+        with (
+            quiet_urllib3(),
+            requests.post(
                 stand_in.url + "/oauth/v2/token/revoke", params={"token": refresh}, timeout=5
-            ) as response:
-                answer = response.status_code, response.json()
-        finally:
-            quiet.setLevel(level)
+            ) as response,
+        ):
+            answer = response.status_code, response.json()
     else:
         answer = post(stand_in, "/oauth/v2/token/revoke", token=refresh)
     assert answer == (200, {"status": "success"})
@@ -296,11 +305,14 @@ def test_concurrent_refreshes(stand_in: ZohoStandIn) -> None:
 def test_never_logs_tokens(stand_in: ZohoStandIn, capfd: pytest.CaptureFixture[str]) -> None:
     tokens = trade_grant(stand_in)
     get(stand_in, "/crm/v8/users?type=CurrentUser", tokens["access_token"])
-    with requests.post(
-        stand_in.url + "/oauth/v2/token/revoke",
-        params={"token": tokens["refresh_token"]},
-        timeout=5,
-    ) as response:
+    with (
+        quiet_urllib3(),
+        requests.post(
+            stand_in.url + "/oauth/v2/token/revoke",
+            params={"token": tokens["refresh_token"]},
+            timeout=5,
+        ) as response,
+    ):
         assert response.json() == {"status": "success"}
     out, err = capfd.readouterr()
     assert out == "" and err == ""
