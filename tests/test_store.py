@@ -308,7 +308,7 @@ def test_custom_table_name(backend_url: str) -> None:
             assert custom.find_token_by_id(t.get_id()) is not None
             assert custom.table.name == "crm_tokens"
     finally:
-        downgrade(backend_url, "base", table_name="crm_tokens")
+        downgrade(backend_url, "base", table_name="crm_tokens", drop_data=True)
 
 
 def test_memory_database_works() -> None:
@@ -396,6 +396,6 @@ def test_table_name_length_limit(backend_url: str) -> None:
         with SQLAlchemyTokenStore(backend_url, table_name=longest) as custom:
             assert saved(custom).get_id() is not None
     finally:
-        downgrade(backend_url, "base", table_name=longest)
+        downgrade(backend_url, "base", table_name=longest, drop_data=True)
     with pytest.raises(ValueError, match="at most 29"):
         SQLAlchemyTokenStore(backend_url, table_name="t" * 30)

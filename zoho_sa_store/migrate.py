@@ -89,11 +89,17 @@ def downgrade(
     revision: str = "base",
     *,
     table_name: str = DEFAULT_TABLE_NAME,
+    drop_data: bool = False,
 ) -> None:
-    """Downgrade the schema to ``revision`` (``"base"``: drop the token table)."""
+    """Downgrade the schema to ``revision`` (``"base"``: drop the token table).
+
+    Raises:
+        RuntimeError: the table still holds tokens and ``drop_data`` is False.
+    """
     with _connection(url_or_engine) as conn:
         config = alembic_config(table_name)
         config.attributes["connection"] = conn
+        config.attributes["drop_data"] = drop_data
         command.downgrade(config, revision)
 
 
