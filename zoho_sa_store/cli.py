@@ -1,27 +1,48 @@
 """The ``zoho-sa-store`` console script.
 
-Commands: ``upgrade`` and ``current`` (the migrations), ``demo`` (the real SDK through a
-whole token lifecycle against the offline stand-in). The database URL: ``--url`` (before or
-after the command), else ``$ZOHO_SA_STORE_URL``, else ``sqlite:///zohooauth.db``.
-Exit codes: 0 success, 1 a database or SDK failure, 2 a usage error.
+Commands: ``upgrade``, ``current`` and ``check`` (the migrations); ``list``, ``show``,
+``delete``, ``delete-all``, ``purge`` and ``export`` (the stored tokens, secrets masked
+unless ``export --include-secrets``); ``import-filestore`` and ``import-dbstore`` (the SDK's
+own stores); ``demo`` (the real SDK through a whole token lifecycle against the offline
+stand-in). The database URL: ``--url`` (before or after the command), else
+``$ZOHO_SA_STORE_URL``, else ``sqlite:///zohooauth.db``; the table: ``--table`` (default
+``oauthtoken``; for ``import-dbstore``, ``--table`` names the source table and
+``--target-table`` ours).
+
+Exit codes:
+    0: success.
+    1: a failure: the database, the SDK or a source file failed, or ``show``/``delete``
+       found no such id. Nothing was changed by a failed import.
+    2: a usage error (bad option or argument, ``delete-all`` without ``--yes``).
+    3: the command ran and found something to act on: ``check``, the schema is not at head
+       (or differs from the model); an import, some rows were reported as conflicts or
+       invalid and not written (the others were).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import click
+from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy.exc import SQLAlchemyError
 
-from zoho_sa_store import migrate
+from zoho_sa_store import admin, importers, migrate
 from zoho_sa_store.errors import TokenStoreError
 from zoho_sa_store.model import DEFAULT_TABLE_NAME
 from zoho_sa_store.settings import URL_ENV_VAR, check_table_name, resolve_url
+from zoho_sa_store.store import SQLAlchemyTokenStore
+from zoho_sa_store.tokens import clean_id
 
 F = TypeVar("F", bound=Callable[..., Any])
+EXIT_ATTENTION = 3
+"""``check``: not at head; an import: conflicts or invalid rows were reported."""
 
 
 def failures_as_messages(command: F) -> F:
@@ -31,7 +52,7 @@ def failures_as_messages(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except TokenStoreError as error:
+        except (TokenStoreError, importers.SourceError) as error:
             raise click.ClickException(str(error)) from error
         except (SQLAlchemyError, CommandError) as error:
             text = " ".join(str(getattr(error, "orig", None) or error).split())
@@ -40,14 +61,15 @@ def failures_as_messages(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def connection_options(command: F) -> F:
+def connection_options(command: F, table_flag: str = "--table") -> F:
     """``--url`` and ``--table``, accepted on the group and on each command."""
     command = click.option(
         "--url",
         default=None,
         help=f"Database URL (default: ${URL_ENV_VAR}, else sqlite:///zohooauth.db).",
     )(command)
-    return click.option("--table", "table_name", default=None, help="Token table name.")(command)
+    hint = "Token table name." if table_flag == "--table" else "Our token table's name."
+    return click.option(table_flag, "table_name", default=None, help=hint)(command)
 
 
 class Settings:
@@ -79,10 +101,18 @@ def _settings(url: str | None, table_name: str | None) -> Settings:
     return merged
 
 
-@main.command()
-@connection_options
+def command(name: str | None = None, table_flag: str = "--table") -> Callable[[F], F]:
+    """A subcommand with ``--url``/``--table`` and failures as one-line errors."""
+
+    def decorate(function: F) -> F:
+        wrapped = failures_as_messages(function)
+        return main.command(name)(connection_options(wrapped, table_flag))  # type: ignore[return-value]
+
+    return decorate
+
+
+@command()
 @click.argument("revision", default="head")
-@failures_as_messages
 def upgrade(url: str | None, table_name: str | None, revision: str) -> None:
     """Upgrade the schema to REVISION (default: head)."""
     s = _settings(url, table_name)
@@ -91,18 +121,14 @@ def upgrade(url: str | None, table_name: str | None, revision: str) -> None:
     click.echo(f"{shown}: {s.table_name} at {migrate.current(s.url, table_name=s.table_name)}")
 
 
-@main.command()
-@connection_options
-@failures_as_messages
+@command()
 def current(url: str | None, table_name: str | None) -> None:
     """Print the schema's current revision (nothing before the first upgrade)."""
     s = _settings(url, table_name)
     click.echo(migrate.current(s.url, table_name=s.table_name) or "")
 
 
-@main.command()
-@connection_options
-@failures_as_messages
+@command()
 def demo(url: str | None, table_name: str | None) -> None:
     """Run the real SDK through a token lifecycle against an offline Zoho stand-in.
 
@@ -113,3 +139,187 @@ def demo(url: str | None, table_name: str | None) -> None:
 
     s = _settings(url, table_name)
     run_demo(s.url, click.echo, table_name=s.table_name)
+
+
+dry_run_option = click.option("--dry-run", is_flag=True, help="Report only; write nothing.")
+id_argument = click.argument("token_id", metavar="ID", callback=lambda c, p, v: _token_id(v))
+
+
+def _token_id(value: str) -> str:
+    try:
+        clean_id(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="ID") from None
+    return value
+
+
+def _store(url: str | None, table_name: str | None) -> SQLAlchemyTokenStore:
+    """A store for the command (closed by ``with``); it never refreshes a token."""
+    s = _settings(url, table_name)
+    return SQLAlchemyTokenStore(s.url, table_name=s.table_name, refresh=False)
+
+
+@command()
+def check(url: str | None, table_name: str | None) -> None:
+    """Exit 0 if the schema is at head and matches the model, else 3."""
+    s = _settings(url, table_name)
+    if migrate.check(s.url, table_name=s.table_name):
+        click.echo(f"{s.table_name}: at head ({migrate.current(s.url, table_name=s.table_name)})")
+        return
+    head = ScriptDirectory.from_config(migrate.alembic_config(s.table_name)).get_current_head()
+    now = migrate.current(s.url, table_name=s.table_name)
+    if now == head:
+        click.echo(f"{s.table_name}: at head ({head}) but the table differs from the model")
+    else:
+        click.echo(f"{s.table_name}: at {now or 'no revision'}, head is {head}: run upgrade")
+    sys.exit(EXIT_ATTENTION)
+
+
+@command("list")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array (secrets masked).")
+def list_tokens(url: str | None, table_name: str | None, as_json: bool) -> None:
+    """List the stored tokens, secrets masked."""
+    with _store(url, table_name) as store:
+        rows = admin.list_rows(store)
+    if as_json:
+        click.echo(admin.to_json(rows))
+    elif not rows:
+        click.echo("no tokens")
+    else:
+        click.echo("\n".join(admin.table_lines(rows)))
+
+
+@command()
+@id_argument
+@click.option("--json", "as_json", is_flag=True, help="A JSON object (secrets masked).")
+def show(url: str | None, table_name: str | None, token_id: str, as_json: bool) -> None:
+    """Show token ID, secrets masked (exit 1 if there is none)."""
+    with _store(url, table_name) as store:
+        row = admin.find_row(store, token_id)
+    if row is None:
+        raise click.ClickException(f"no token with id {token_id!r}")
+    if as_json:
+        click.echo(json.dumps(admin.masked(row), indent=2, ensure_ascii=False))
+        return
+    for name, value in admin.masked(row).items():
+        click.echo(f"{name + ':':15}{'-' if value is None else value}")
+    click.echo(f"{'expires:':15}{admin.describe_expiry(row)}")
+
+
+@command()
+@id_argument
+def delete(url: str | None, table_name: str | None, token_id: str) -> None:
+    """Delete token ID (exit 1 if there is none)."""
+    with _store(url, table_name) as store:
+        if not admin.delete_row(store, token_id):
+            raise click.ClickException(f"no token with id {token_id!r}")
+    click.echo(f"deleted token {token_id!r}")
+
+
+@command("delete-all")
+@click.option("--yes", is_flag=True, help="Really delete every token (required).")
+def delete_all(url: str | None, table_name: str | None, yes: bool) -> None:
+    """Delete every stored token (refuses without --yes)."""
+    if not yes:
+        raise click.UsageError("refusing to delete every token without --yes")
+    with _store(url, table_name) as store:
+        count = admin.delete_all(store)
+    click.echo(f"deleted {count} token(s)")
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> timedelta:
+    try:
+        return admin.parse_duration(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+@command()
+@click.option(
+    "--older-than",
+    default="30d",
+    show_default=True,
+    callback=_duration,
+    help="How long ago the access token expired: 45s, 90m, 12h, 30d, 2w.",
+)
+@dry_run_option
+def purge(url: str | None, table_name: str | None, older_than: timedelta, dry_run: bool) -> None:
+    """Delete tokens without a refresh token whose access token expired long ago."""
+    with _store(url, table_name) as store:
+        rows = admin.purge(store, older_than, dry_run=dry_run)
+    for row in rows:
+        user, client = row["user_name"] or "-", row["client_id"] or "-"
+        click.echo(f"{row['id']}  {user}  {client}  {admin.describe_expiry(row)}")
+    click.echo(f"{'would delete' if dry_run else 'deleted'} {len(rows)} token(s)")
+
+
+@command()
+@click.option("--include-secrets", is_flag=True, help="Write secrets in full (default: masked).")
+@click.option("-o", "--output", default=None, help="Write to this file (mode 0600).")
+def export(
+    url: str | None, table_name: str | None, include_secrets: bool, output: str | None
+) -> None:
+    """Print every token as a JSON array (secrets masked unless --include-secrets)."""
+    with _store(url, table_name) as store:
+        rows = admin.list_rows(store)
+    text = admin.to_json(rows, include_secrets=include_secrets)
+    if output is None or output == "-":
+        click.echo(text)
+        return
+    try:
+        admin.write_private(output, text + "\n")
+    except OSError as error:
+        raise click.ClickException(f"cannot write {output}: {error.strerror or error}") from None
+    click.echo(f"exported {len(rows)} token(s) to {output}", err=True)
+
+
+def _import(
+    url: str | None, table_name: str | None, rows: Sequence[importers.SourceRow], dry_run: bool
+) -> None:
+    with _store(url, table_name) as store:
+        if sys.stderr.isatty():
+            with click.progressbar(rows, label="importing", file=sys.stderr) as bar:
+                report = importers.import_rows(store, bar, dry_run=dry_run)
+        else:
+            report = importers.import_rows(store, rows, dry_run=dry_run)
+    for message in report.conflicts:
+        click.echo(f"conflict: {message}", err=True)
+    for message in report.invalid:
+        click.echo(f"invalid: {message}", err=True)
+    click.echo(("dry run, nothing written: " if dry_run else "") + report.summary())
+    if not report.complete:
+        sys.exit(EXIT_ATTENTION)
+
+
+@command("import-filestore")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--encoding", default="utf-8", show_default=True, help="The file's encoding.")
+@dry_run_option
+def import_filestore(
+    url: str | None, table_name: str | None, path: str, encoding: str, dry_run: bool
+) -> None:
+    """Import the SDK FileStore's CSV file PATH (e.g. sdk_tokens.txt), in one transaction."""
+    _settings(url, table_name)
+    _import(url, table_name, importers.read_filestore(path, encoding=encoding), dry_run)
+
+
+@command("import-dbstore", table_flag="--target-table")
+@click.argument("source_url", metavar="URL")
+@click.option(
+    "--table",
+    "source_table",
+    default=importers.DBSTORE_TABLE,
+    show_default=True,
+    help="The source table (DBStore's table_name).",
+)
+@dry_run_option
+def import_dbstore(
+    url: str | None, table_name: str | None, source_url: str, source_table: str, dry_run: bool
+) -> None:
+    """Import the SDK DBStore's table from the database at URL, in one transaction."""
+    _settings(url, table_name)
+    try:
+        rows = importers.read_dbstore(source_url, source_table)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--table") from None
+    _import(url, table_name, rows, dry_run)
