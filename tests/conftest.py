@@ -92,6 +92,14 @@ def server_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     return url
 
 
+@pytest.fixture(scope="session")
+def mysql_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The migrated MySQL/MariaDB test database alone, for what only runs there."""
+    url = backend_or_skip("mysql", tmp_path_factory.mktemp("mysql"))
+    upgrade(url)
+    return url
+
+
 @pytest.fixture
 def store(backend_url: str) -> Iterator[SQLAlchemyTokenStore]:
     """A store on an empty token table, on each backend."""

@@ -32,7 +32,17 @@ DBSTORE_DDL = """CREATE TABLE {name} (
 def source(backend_url: str) -> Iterator[Engine]:
     """The SDK DBStore's table (its DDL) as ``sdk_dbstore_src`` and, without api_domain,
     ``sdk_dbstore_old`` in the test database; dropped afterwards."""
-    engine = make_engine(backend_url)
+    yield from dbstore_tables(backend_url)
+
+
+@pytest.fixture
+def mysql_source(mysql_url: str) -> Iterator[Engine]:
+    """The same tables on MySQL/MariaDB, the only database the SDK's DBStore runs on."""
+    yield from dbstore_tables(mysql_url)
+
+
+def dbstore_tables(url: str) -> Iterator[Engine]:
+    engine = make_engine(url)
     drop = "DROP TABLE IF EXISTS {}"
     with engine.begin() as conn:
         for name, api_domain in (
@@ -149,11 +159,11 @@ def test_a_missing_sqlite_file_is_not_created(tmp_path: Path) -> None:
     assert not missing.exists()
 
 
-def test_dbstore_written_by_the_sdk(store: SQLAlchemyTokenStore, source: Engine) -> None:
+def test_dbstore_written_by_the_sdk(mysql_url: str, mysql_source: Engine) -> None:
     """On MySQL/MariaDB, the only database DBStore supports, the SDK fills the table itself."""
-    if source.dialect.name not in ("mysql", "mariadb"):
-        pytest.skip("the SDK's DBStore runs on MySQL/MariaDB only")
-    pytest.importorskip("mysql.connector")
+    store = SQLAlchemyTokenStore(mysql_url)
+    store.delete_tokens()
+    source = mysql_source
     from zohocrmsdk.src.com.zoho.api.authenticator.store.db_store import DBStore
 
     url = make_url(source.url)
@@ -172,3 +182,4 @@ def test_dbstore_written_by_the_sdk(store: SQLAlchemyTokenStore, source: Engine)
     assert counts(import_rows(store, read_dbstore(address, "sdk_dbstore_src"))) == (3, 3, 0, 0, 0)
     assert by_id(store.get_tokens()) == by_id(tokens)
     assert counts(import_rows(store, read_dbstore(address, "sdk_dbstore_src"))) == (3, 0, 3, 0, 0)
+    store.close()

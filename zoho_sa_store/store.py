@@ -25,14 +25,9 @@ from sqlalchemy import (
     Engine,
     MetaData,
     Row,
-    Select,
     Table,
-    bindparam,
     delete,
-    insert,
     inspect,
-    select,
-    update,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -44,8 +39,8 @@ from zoho_sa_store.model import DEFAULT_TABLE_NAME, NAMING_CONVENTION, OAuthToke
 from zoho_sa_store.refresh import Refresher, RefreshError, RefreshPolicy, RefreshStep
 from zoho_sa_store.rules import SAVE_RULES, Lookup, lookup
 from zoho_sa_store.settings import check_table_name, make_engine, named_lock, write_transaction
+from zoho_sa_store.statements import Statements
 from zoho_sa_store.tokens import (
-    COLUMNS,
     TokenFields,
     clean_id,
     merge_into,
@@ -108,7 +103,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             if table_name == DEFAULT_TABLE_NAME
             else token_table(MetaData(naming_convention=NAMING_CONVENTION), table_name)
         )
-        self._selects: dict[tuple[str, ...], Select[Any]] = {}
+        self._sql = Statements(self.table, self.engine.dialect)
         # sqlite:///:memory: has one connection for all threads: they take turns
         shared = isinstance(self.engine.pool, StaticPool)
         self._one_at_a_time: AbstractContextManager[Any] = (
@@ -237,7 +232,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         Raises:
             TokenStoreError: the database failed.
         """
-        stmt = self._select(()).order_by(self.table.c.id)
+        stmt = self._sql.select(()).order_by(self.table.c.id)
         rows: Sequence[Row[Any]] = self._run("get_tokens", lambda conn: conn.execute(stmt).all())
         return [new_token(stored(row._mapping)) for row in rows]
 
@@ -258,7 +253,8 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         """Lock the row, re-read it, let ``refresh`` decide; save its answer; return the row."""
 
         def locked(conn: Connection) -> TokenFields | None:
-            row = conn.execute(self._select(("id",)).with_for_update(), {"id": row_id}).first()
+            stmt = self._sql.select(("id",), lock=True)
+            row = self._sql.execute(conn, stmt, {"id": row_id}).first()
             if row is None:
                 return None
             current = stored(row._mapping)
@@ -266,27 +262,17 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             if answer is None:
                 return current  # another worker refreshed it while we waited
             values = answer.values()
-            stmt = update(self.table).where(self.table.c.id == row_id)
-            conn.execute(stmt.values({**values, "saved_at": time.time_ns() // 1000}))
+            self._update(conn, row_id, {**values, "saved_at": time.time_ns() // 1000})
             return replace(current, **values)
 
         return self._run("refresh", locked, lock_timeout=self._refresher.policy.lock_timeout)
 
     # -- statements ---------------------------------------------------------------------
 
-    def _select(self, names: tuple[str, ...]) -> Select[Any]:
-        """``SELECT <the SDK's columns> WHERE name = :name AND ...``, built once per shape."""
-        stmt = self._selects.get(names)
-        if stmt is None:
-            c = self.table.c
-            stmt = select(*(c[n] for n in COLUMNS)).where(*(c[n] == bindparam(n) for n in names))
-            self._selects[names] = stmt
-        return stmt
-
     def _first(self, conn: Connection, found: Lookup) -> Row[Any] | None:
         names = tuple(name for name, _ in found.criteria)
-        stmt = self._select(names).order_by(self.table.c.saved_at.desc()).limit(1)
-        return conn.execute(stmt, dict(found.criteria)).first()
+        stmt = self._sql.select(names, newest=True)
+        return self._sql.execute(conn, stmt, dict(found.criteria)).first()
 
     def _insert_lock_key(self, fields: TokenFields) -> str | None:
         """A lock name for saves no unique constraint guards (no user name); else None."""
@@ -297,33 +283,39 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         return f"zoho_sa_store:{digest[:40]}"
 
     def _upsert(self, conn: Connection, fields: TokenFields) -> str:
-        """Update the row the token means, or insert one; return the row's id."""
-        token_id, row_id = fields.id, None
-        if token_id is not None:
-            row_id = conn.scalar(select(self.table.c.id).where(self.table.c.id == token_id))
-        if row_id is None:
-            found = lookup(fields, SAVE_RULES)
-            row = None if found is None else self._first(conn, found)
-            row_id = None if row is None else row.id
+        """Update the row the token means, or insert one; return the row's id.
+
+        A token with the id of a stored row costs one UPDATE: the SDK's saves after a
+        refresh. Otherwise the rules find the row to update, or a row is inserted.
+        """
         values: dict[str, Any] = fields.present()
         values.pop("id", None)
         values["saved_at"] = time.time_ns() // 1000
-        if row_id is not None:
-            try:
-                stmt = update(self.table).where(self.table.c.id == row_id)
-                updated = conn.execute(stmt.values(values)).rowcount
-            except IntegrityError as error:
-                message = "save_token failed: another row has this token's (user_name, client_id)"
-                raise TokenStoreError(message, cause=error) from error
-            if updated != 1:
+        if fields.id is not None and self._update(conn, fields.id, values):
+            return fields.id
+        found = lookup(fields, SAVE_RULES)
+        row = None if found is None else self._first(conn, found)
+        if row is not None:
+            if not self._update(conn, row.id, values):
                 raise _LostRace("the row was deleted by another worker meanwhile")
-            return str(row_id)
-        new_id = token_id or str(uuid.uuid4())
+            return str(row.id)
+        new_id = fields.id or str(uuid.uuid4())
+        values = {"client_id": "", **values, "id": new_id}
         try:
-            conn.execute(insert(self.table).values({"client_id": "", **values, "id": new_id}))
+            self._sql.execute(conn, self._sql.insert(tuple(sorted(values))), values)
         except IntegrityError as error:
             raise _LostRace("another worker inserted the same token meanwhile") from error
         return new_id
+
+    def _update(self, conn: Connection, row_id: str, values: dict[str, Any]) -> bool:
+        """Write ``values`` into row ``row_id``; False when there is no such row."""
+        stmt = self._sql.update(tuple(sorted(values)))
+        try:
+            updated = self._sql.execute(conn, stmt, {**values, "row_id": row_id}).rowcount
+        except IntegrityError as error:
+            message = "save_token failed: another row has this token's (user_name, client_id)"
+            raise TokenStoreError(message, cause=error) from error
+        return bool(updated == 1)
 
     @contextmanager
     def _transaction(

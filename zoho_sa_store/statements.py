@@ -1,0 +1,90 @@
+"""The store's SQL: Core statements built once per shape, compiled once per dialect.
+
+``find_token`` runs before every CRM API call, so its statement must not be rebuilt,
+re-compiled or even cache-keyed per call. Each shape (which columns a lookup matches on,
+which columns an update writes) is built once as a Core statement with bound parameters,
+compiled once for the engine's dialect, and run as driver SQL with
+``Connection.exec_driver_sql``: SQLAlchemy's pool, events, error wrapping and
+disconnect handling stay; its per-call statement compilation is skipped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, CursorResult, Table, bindparam, insert, select, update
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement, Executable
+
+from zoho_sa_store.tokens import COLUMNS
+
+_Compiled = tuple[str, tuple[str, ...] | None, dict[str, Any]]
+
+
+class Statements:
+    """The statements of one token table on one dialect.
+
+    Args:
+        table: the token table.
+        dialect: the engine's dialect (the SQL is compiled for it).
+    """
+
+    def __init__(self, table: Table, dialect: Dialect) -> None:
+        self.table = table
+        self.dialect = dialect
+        self._built: dict[tuple[Any, ...], Executable] = {}
+        self._compiled: dict[int, _Compiled] = {}
+
+    def select(self, names: tuple[str, ...], *, newest: bool = False, lock: bool = False) -> Any:
+        """``SELECT <the SDK's columns> WHERE name = :name AND ...``.
+
+        ``newest``: the most recently saved matching row only; ``lock``: ``FOR UPDATE``.
+        """
+        key = ("select", names, newest, lock)
+        stmt = self._built.get(key)
+        if stmt is None:
+            c = self.table.c
+            query = select(*(c[n] for n in COLUMNS)).where(*(c[n] == bindparam(n) for n in names))
+            if newest:
+                query = query.order_by(c.saved_at.desc()).limit(1)
+            stmt = self._built[key] = query.with_for_update() if lock else query
+        return stmt
+
+    def update(self, names: tuple[str, ...]) -> Executable:
+        """``UPDATE ... SET name = :name, ... WHERE id = :row_id``."""
+        key = ("update", names)
+        stmt = self._built.get(key)
+        if stmt is None:
+            c = self.table.c
+            stmt = self._built[key] = (
+                update(self.table)
+                .where(c.id == bindparam("row_id"))
+                .values({n: bindparam(n) for n in names})
+            )
+        return stmt
+
+    def insert(self, names: tuple[str, ...]) -> Executable:
+        """``INSERT INTO ... (name, ...) VALUES (:name, ...)``."""
+        key = ("insert", names)
+        stmt = self._built.get(key)
+        if stmt is None:
+            stmt = self._built[key] = insert(self.table).values({n: bindparam(n) for n in names})
+        return stmt
+
+    def execute(
+        self, conn: Connection, stmt: Executable, params: dict[str, Any]
+    ) -> CursorResult[Any]:
+        """Run ``stmt`` (built here) with ``params``, compiled once for this dialect."""
+        compiled = self._compiled.get(id(stmt))
+        if compiled is None:
+            assert isinstance(stmt, ClauseElement)
+            done = stmt.compile(dialect=self.dialect)
+            assert isinstance(done, SQLCompiler)
+            order = tuple(done.positiontup or ()) if done.positional else None
+            compiled = self._compiled[id(stmt)] = (str(done), order, dict(done.params))
+        sql, order, defaults = compiled
+        values = {**defaults, **params}
+        if order is None:
+            return conn.exec_driver_sql(sql, values)
+        return conn.exec_driver_sql(sql, tuple(values[name] for name in order))
