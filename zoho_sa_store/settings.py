@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 URL_ENV_VAR = "ZOHO_SA_STORE_URL"
@@ -25,6 +26,11 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite writer waits for another process's write lock, in milliseconds."""
 WRITE = "zoho_sa_store_write"
 """Execution option marking a transaction that writes (SQLite then takes the lock at BEGIN)."""
+ONE_STATEMENT = "zoho_sa_store_one_statement"
+"""Execution option marking a call of one statement (a lookup, an update by id): no BEGIN,
+no COMMIT; the statement commits itself (autocommit)."""
+_IN_TRANSACTION = "zoho_sa_store_in_transaction"
+log = logging.getLogger(__name__)
 
 MAX_TABLE_NAME_LENGTH = 29
 """Longest token-table name: its version table and constraint names must fit in 63."""
@@ -101,9 +107,9 @@ def engine_options(url: URL) -> dict[str, Any]:
         else:
             options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     else:
-        options["pool_pre_ping"] = True
-    if backend in ("mysql", "mariadb"):
-        options["isolation_level"] = "READ COMMITTED"
+        # the driver never opens transactions itself; see explicit_transactions()
+        options["isolation_level"] = "AUTOCOMMIT"
+        options["skip_autocommit_rollback"] = True
     return options
 
 
@@ -115,23 +121,70 @@ def make_engine(url: str | URL | None = None, **overrides: Any) -> Engine:
         **overrides: ``create_engine`` keyword arguments that replace our defaults.
 
     Returns:
-        The engine. For SQLite it is set up by :func:`configure_sqlite`.
+        The engine, set up by :func:`explicit_transactions` (and :func:`configure_sqlite`).
     """
     resolved = resolve_url(url)
-    engine = create_engine(resolved, **{**engine_options(resolved), **overrides})
+    options = {**engine_options(resolved), **overrides}
+    engine = create_engine(resolved, **options)
     if engine.dialect.name == "sqlite":
         configure_sqlite(engine, memory=_is_memory(resolved))
+    if engine.dialect.name == "sqlite" or options.get("isolation_level") == "AUTOCOMMIT":
+        explicit_transactions(engine)
+    if engine.dialect.name in ("mysql", "mariadb"):
+
+        @event.listens_for(engine, "connect")
+        def _read_committed(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            cursor.close()
+
     return engine
+
+
+def explicit_transactions(engine: Engine) -> None:
+    """Run SQLAlchemy transactions as explicit ``BEGIN``/``COMMIT``/``ROLLBACK`` statements.
+
+    The engine's DBAPI connections are in autocommit mode (SQLite: ``isolation_level=None``,
+    as SQLAlchemy's SQLite documentation recommends; PostgreSQL and MySQL: SQLAlchemy's
+    ``AUTOCOMMIT``), so a call run with the :data:`ONE_STATEMENT` execution option is one
+    statement, one round trip, and no transaction is left open on a pooled connection.
+    Every other transaction, ``engine.begin()`` included, still is one: this listener
+    sends ``BEGIN`` (``BEGIN IMMEDIATE`` for SQLite writers, run with :data:`WRITE`), and
+    the matching ``COMMIT`` or ``ROLLBACK``.
+    """
+    immediate = "BEGIN IMMEDIATE" if engine.dialect.name == "sqlite" else "BEGIN"
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        options = conn.get_execution_options()
+        if options.get(ONE_STATEMENT, False):
+            return
+        conn.exec_driver_sql(immediate if options.get(WRITE, False) else "BEGIN")
+        conn.info[_IN_TRANSACTION] = True
+
+    @event.listens_for(engine, "commit")
+    def _commit(conn: Connection) -> None:
+        if conn.info.pop(_IN_TRANSACTION, False):
+            conn.exec_driver_sql("COMMIT")
+
+    @event.listens_for(engine, "rollback")
+    def _rollback(conn: Connection) -> None:
+        # an invalidated connection is gone with its transaction (and its info dict)
+        if not conn.invalidated and conn.info.pop(_IN_TRANSACTION, False):
+            try:
+                conn.exec_driver_sql("ROLLBACK")
+            except SQLAlchemyError:
+                log.debug("ROLLBACK failed; the connection is discarded", exc_info=True)
 
 
 def configure_sqlite(engine: Engine, *, memory: bool = False) -> None:
     """Make a SQLite engine safe for many processes sharing one file.
 
     WAL lets readers run beside one writer; the busy timeout makes a writer wait for the lock
-    instead of failing; the driver's own transaction handling is replaced by explicit
-    ``BEGIN`` (readers) and ``BEGIN IMMEDIATE`` (transactions run with the :data:`WRITE`
-    execution option), so a writer takes its lock up front and never fails mid-transaction
-    with "database is locked". This follows SQLAlchemy's SQLite dialect documentation.
+    instead of failing; the driver's own transaction handling is turned off
+    (``isolation_level=None``) for :func:`explicit_transactions`, whose ``BEGIN IMMEDIATE``
+    makes a writer take its lock up front and never fail mid-transaction with "database is
+    locked". This follows SQLAlchemy's SQLite dialect documentation.
     """
 
     @event.listens_for(engine, "connect")
@@ -145,11 +198,6 @@ def configure_sqlite(engine: Engine, *, memory: bool = False) -> None:
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         finally:
             cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        write = connection.get_execution_options().get(WRITE, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 @contextmanager

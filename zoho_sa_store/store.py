@@ -38,7 +38,13 @@ from zoho_sa_store.errors import TokenStoreError, driver_code, store_error
 from zoho_sa_store.model import DEFAULT_TABLE_NAME, NAMING_CONVENTION, OAuthTokenRow, token_table
 from zoho_sa_store.refresh import Refresher, RefreshError, RefreshPolicy, RefreshStep
 from zoho_sa_store.rules import SAVE_RULES, Lookup, lookup
-from zoho_sa_store.settings import check_table_name, make_engine, named_lock, write_transaction
+from zoho_sa_store.settings import (
+    ONE_STATEMENT,
+    check_table_name,
+    make_engine,
+    named_lock,
+    write_transaction,
+)
 from zoho_sa_store.statements import Statements
 from zoho_sa_store.tokens import (
     TokenFields,
@@ -196,11 +202,18 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             and fields.grant_token is None
         ):
             raise ValueError("nothing to store: the token has no access, refresh or grant token")
+        if fields.id is not None:  # the SDK's save after a refresh: one UPDATE, no transaction
+            values, row_id = _saved_values(fields), fields.id
+            if self._run("save_token", lambda conn: self._update(conn, row_id, values)):
+                return
         lock_key = self._insert_lock_key(fields)
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
                 row_id = self._run(
-                    "save_token", lambda conn: self._upsert(conn, fields), lock_key=lock_key
+                    "save_token",
+                    lambda conn: self._upsert(conn, fields),
+                    write=True,
+                    lock_key=lock_key,
                 )
                 break
             except (_LostRace, TokenStoreError) as error:
@@ -288,9 +301,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         A token with the id of a stored row costs one UPDATE: the SDK's saves after a
         refresh. Otherwise the rules find the row to update, or a row is inserted.
         """
-        values: dict[str, Any] = fields.present()
-        values.pop("id", None)
-        values["saved_at"] = time.time_ns() // 1000
+        values = _saved_values(fields)
         if fields.id is not None and self._update(conn, fields.id, values):
             return fields.id
         found = lookup(fields, SAVE_RULES)
@@ -323,8 +334,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
     ) -> Iterator[Connection]:
         with self._one_at_a_time, self.engine.connect() as conn:
             if not write and lock_timeout is None:
-                with conn.begin():
-                    yield conn
+                yield conn.execution_options(**{ONE_STATEMENT: True})  # no BEGIN/COMMIT
                 return
             timeout = self._refresher.policy.lock_timeout
             with (
@@ -351,8 +361,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         retry = operation != "refresh"
         while True:
             try:
-                writes = write or operation == "save_token"
-                with self._transaction(writes, lock_timeout, lock_key) as conn:
+                with self._transaction(write, lock_timeout, lock_key) as conn:
                     return work(conn)
             except DBAPIError as error:
                 if retry and error.connection_invalidated:
@@ -382,6 +391,14 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         except SQLAlchemyError:
             return None
         return None if exists else self.table_name
+
+
+def _saved_values(fields: TokenFields) -> dict[str, Any]:
+    """The columns a save writes: the token's non-blank fields (not its id) and saved_at."""
+    values: dict[str, Any] = fields.present()
+    values.pop("id", None)
+    values["saved_at"] = time.time_ns() // 1000
+    return values
 
 
 class _LostRace(Exception):
