@@ -399,3 +399,12 @@ def test_table_name_length_limit(backend_url: str) -> None:
         downgrade(backend_url, "base", table_name=longest, drop_data=True)
     with pytest.raises(ValueError, match="at most 29"):
         SQLAlchemyTokenStore(backend_url, table_name="t" * 30)
+
+
+def test_iter_tokens_streams_every_row_in_batches(store: SQLAlchemyTokenStore) -> None:
+    ids = {saved(store, f"user{i}@example.com", refresh=f"1000.r{i}").get_id() for i in range(7)}
+    streamed = list(store.iter_tokens(batch=3))
+    assert [t.get_id() for t in streamed] == sorted(ids)
+    assert [values(t) for t in streamed] == [values(t) for t in store.get_tokens()]
+    with pytest.raises(ValueError, match="positive int"):
+        next(store.iter_tokens(batch=0))

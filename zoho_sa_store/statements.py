@@ -51,6 +51,20 @@ class Statements:
             stmt = self._built[key] = query.with_for_update() if lock else query
         return stmt
 
+    def page(self) -> Executable:
+        """Up to ``:size`` rows with ids after ``:after``, by id (keyset pagination)."""
+        key = ("page",)
+        stmt = self._built.get(key)
+        if stmt is None:
+            c = self.table.c
+            stmt = self._built[key] = (
+                select(*(c[n] for n in COLUMNS))
+                .where(c.id > bindparam("after"))
+                .order_by(c.id)
+                .limit(bindparam("size"))
+            )
+        return stmt
+
     def update(self, names: tuple[str, ...]) -> Executable:
         """``UPDATE ... SET name = :name, ... WHERE id = :row_id``."""
         key = ("update", names)

@@ -9,6 +9,7 @@ means is decided in :mod:`zoho_sa_store.rules`; turning tokens into values and b
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
@@ -248,6 +249,30 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         stmt = self._sql.select(()).order_by(self.table.c.id)
         rows: Sequence[Row[Any]] = self._run("get_tokens", lambda conn: conn.execute(stmt).all())
         return [new_token(stored(row._mapping)) for row in rows]
+
+    def iter_tokens(self, batch: int = 1000) -> Iterator[OAuthToken]:
+        """Every stored token, as complete ``OAuthToken`` objects ordered by id, streamed.
+
+        Rows are read ``batch`` at a time (by id, after the last one seen), so memory stays
+        bounded whatever the table's size and no transaction stays open between batches.
+
+        Raises:
+            ValueError: ``batch`` is not a positive int.
+            TokenStoreError: the database failed.
+        """
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch must be a positive int, not {batch!r}")
+        after = ""
+        while True:
+            rows = self._run("iter_tokens", functools.partial(self._page, after, batch))
+            for row in rows:
+                yield new_token(stored(row._mapping))
+            if len(rows) < batch:
+                return
+            after = rows[-1].id
+
+    def _page(self, after: str, size: int, conn: Connection) -> Sequence[Row[Any]]:
+        return self._sql.execute(conn, self._sql.page(), {"after": after, "size": size}).all()
 
     def delete_tokens(self) -> None:
         """Delete every row, in one statement.
