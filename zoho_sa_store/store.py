@@ -12,13 +12,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import (
     URL,
@@ -28,23 +26,19 @@ from sqlalchemy import (
     Row,
     Table,
     delete,
-    inspect,
 )
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.exc import IntegrityError
 from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
 from zohocrmsdk.src.com.zoho.api.authenticator.store.token_store import TokenStore
 
-from zoho_sa_store.errors import TokenStoreError, driver_code, store_error
+from zoho_sa_store.errors import TokenStoreError
 from zoho_sa_store.model import DEFAULT_TABLE_NAME, NAMING_CONVENTION, OAuthTokenRow, token_table
-from zoho_sa_store.refresh import Refresher, RefreshError, RefreshPolicy, RefreshStep
+from zoho_sa_store.refresh import Refresher, RefreshPolicy, RefreshStep
 from zoho_sa_store.rules import SAVE_RULES, Lookup, lookup
+from zoho_sa_store.runner import LostRace, Runner, retryable
 from zoho_sa_store.settings import (
-    ONE_STATEMENT,
     check_table_name,
     make_engine,
-    named_lock,
-    write_transaction,
 )
 from zoho_sa_store.statements import Statements
 from zoho_sa_store.tokens import (
@@ -57,11 +51,9 @@ from zoho_sa_store.tokens import (
 )
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 SAVE_ATTEMPTS = 3
 """Tries of a save that lost an insert race or a deadlock to another writer."""
-_RETRYABLE_CODES = frozenset({"1213", "40001", "40P01"})  # deadlock / serialization failure
 
 
 class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
@@ -111,11 +103,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             else token_table(MetaData(naming_convention=NAMING_CONVENTION), table_name)
         )
         self._sql = Statements(self.table, self.engine.dialect)
-        # sqlite:///:memory: has one connection for all threads: they take turns
-        shared = isinstance(self.engine.pool, StaticPool)
-        self._one_at_a_time: AbstractContextManager[Any] = (
-            threading.RLock() if shared else nullcontext()
-        )
+        self._db = Runner(self.engine, self.table_name, self._refresher.policy.lock_timeout)
         if not self.engine.hide_parameters:
             log.warning("the engine does not hide parameters: errors may show token values")
 
@@ -164,7 +152,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         found = lookup(token_fields(token))
         if found is None:
             return None
-        row = self._run("find_token", lambda conn: self._first(conn, found))
+        row = self._db.run("find_token", lambda conn: self._first(conn, found))
         return None if row is None else merge_into(token, self._fresh(stored(row._mapping)))
 
     def find_token_by_id(self, id: str) -> OAuthToken | None:
@@ -177,7 +165,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         token_id = clean_id(id)
         if token_id is None:
             return None
-        row = self._run(
+        row = self._db.run(
             "find_token_by_id", lambda c: self._first(c, Lookup("id", (("id", token_id),)))
         )
         return None if row is None else new_token(self._fresh(stored(row._mapping)))
@@ -205,21 +193,21 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             raise ValueError("nothing to store: the token has no access, refresh or grant token")
         if fields.id is not None:  # the SDK's save after a refresh: one UPDATE, no transaction
             values, row_id = _saved_values(fields), fields.id
-            if self._run("save_token", lambda conn: self._update(conn, row_id, values)):
+            if self._db.run("save_token", lambda conn: self._update(conn, row_id, values)):
                 return
         lock_key = self._insert_lock_key(fields)
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
-                row_id = self._run(
+                row_id = self._db.run(
                     "save_token",
                     lambda conn: self._upsert(conn, fields),
                     write=True,
                     lock_key=lock_key,
                 )
                 break
-            except (_LostRace, TokenStoreError) as error:
-                cause = error.__cause__ if isinstance(error, _LostRace) else error.cause
-                if isinstance(error, TokenStoreError) and not _retryable(cause):
+            except (LostRace, TokenStoreError) as error:
+                cause = error.__cause__ if isinstance(error, LostRace) else error.cause
+                if isinstance(error, TokenStoreError) and not retryable(cause):
                     raise
                 if attempt == SAVE_ATTEMPTS:
                     message = f"save_token failed: {error} ({SAVE_ATTEMPTS} attempts)"
@@ -238,7 +226,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         token_id = clean_id(id)
         if token_id is not None:
             stmt = delete(self.table).where(self.table.c.id == token_id)
-            self._run("delete_token", lambda conn: conn.execute(stmt), write=True)
+            self._db.run("delete_token", lambda conn: conn.execute(stmt), write=True)
 
     def get_tokens(self) -> list[OAuthToken]:
         """Every stored token, as complete ``OAuthToken`` objects ordered by id.
@@ -247,7 +235,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             TokenStoreError: the database failed.
         """
         stmt = self._sql.select(()).order_by(self.table.c.id)
-        rows: Sequence[Row[Any]] = self._run("get_tokens", lambda conn: conn.execute(stmt).all())
+        rows: Sequence[Row[Any]] = self._db.run("get_tokens", lambda conn: conn.execute(stmt).all())
         return [new_token(stored(row._mapping)) for row in rows]
 
     def iter_tokens(self, batch: int = 1000) -> Iterator[OAuthToken]:
@@ -264,7 +252,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             raise ValueError(f"batch must be a positive int, not {batch!r}")
         after = ""
         while True:
-            rows = self._run("iter_tokens", functools.partial(self._page, after, batch))
+            rows = self._db.run("iter_tokens", functools.partial(self._page, after, batch))
             for row in rows:
                 yield new_token(stored(row._mapping))
             if len(rows) < batch:
@@ -280,7 +268,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         Raises:
             TokenStoreError: the database failed.
         """
-        self._run("delete_tokens", lambda conn: conn.execute(delete(self.table)), write=True)
+        self._db.run("delete_tokens", lambda conn: conn.execute(delete(self.table)), write=True)
 
     # -- coordinated refresh ------------------------------------------------------------
 
@@ -303,7 +291,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             self._update(conn, row_id, {**values, "saved_at": time.time_ns() // 1000})
             return replace(current, **values)
 
-        return self._run("refresh", locked, lock_timeout=self._refresher.policy.lock_timeout)
+        return self._db.run("refresh", locked, lock_timeout=self._refresher.policy.lock_timeout)
 
     # -- statements ---------------------------------------------------------------------
 
@@ -333,14 +321,14 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         row = None if found is None else self._first(conn, found)
         if row is not None:
             if not self._update(conn, row.id, values):
-                raise _LostRace("the row was deleted by another worker meanwhile")
+                raise LostRace("the row was deleted by another worker meanwhile")
             return str(row.id)
         new_id = fields.id or str(uuid.uuid4())
         values = {"client_id": "", **values, "id": new_id}
         try:
             self._sql.execute(conn, self._sql.insert(tuple(sorted(values))), values)
         except IntegrityError as error:
-            raise _LostRace("another worker inserted the same token meanwhile") from error
+            raise LostRace("another worker inserted the same token meanwhile") from error
         return new_id
 
     def _update(self, conn: Connection, row_id: str, values: dict[str, Any]) -> bool:
@@ -353,70 +341,6 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             raise TokenStoreError(message, cause=error) from error
         return bool(updated == 1)
 
-    @contextmanager
-    def _transaction(
-        self, write: bool, lock_timeout: float | None, lock_key: str | None
-    ) -> Iterator[Connection]:
-        with self._one_at_a_time, self.engine.connect() as conn:
-            if not write and lock_timeout is None:
-                yield conn.execution_options(**{ONE_STATEMENT: True})  # no BEGIN/COMMIT
-                return
-            timeout = self._refresher.policy.lock_timeout
-            with (
-                named_lock(conn, lock_key, timeout) if lock_key else nullcontext(),
-                write_transaction(conn, lock_timeout) as writing,
-            ):
-                yield writing
-
-    def _run(
-        self,
-        operation: str,
-        work: Callable[[Connection], T],
-        *,
-        write: bool = False,
-        lock_timeout: float | None = None,
-        lock_key: str | None = None,
-    ) -> T:
-        """Run ``work`` in one transaction; wrap any database failure as TokenStoreError.
-
-        A connection found dead mid-call (a database restart) is replaced and the call run
-        once more: every method is idempotent, and the failed transaction did not commit.
-        The refresh is not repeated this way (it would call Zoho twice).
-        """
-        retry = operation != "refresh"
-        while True:
-            try:
-                with self._transaction(write, lock_timeout, lock_key) as conn:
-                    return work(conn)
-            except DBAPIError as error:
-                if retry and error.connection_invalidated:
-                    log.info("%s: lost the database connection, retrying once", operation)
-                    retry = False
-                    continue
-                raise self._wrap(operation, error) from error
-            except SQLAlchemyError as error:
-                raise self._wrap(operation, error) from error
-            except (TokenStoreError, RefreshError, _LostRace):
-                raise
-            except TimeoutError as error:
-                raise TokenStoreError(f"{operation} failed: {error}", cause=error) from error
-            except Exception as error:  # a driver failing outside SQLAlchemy's wrapping
-                raise store_error(operation, error) from error
-
-    def _wrap(self, operation: str, error: SQLAlchemyError) -> TokenStoreError:
-        return store_error(operation, error, missing_table=self._missing_table(error))
-
-    def _missing_table(self, error: SQLAlchemyError) -> str | None:
-        """The table's name if the failure is that it does not exist (checked only on error)."""
-        if not isinstance(error, DBAPIError) or error.connection_invalidated:
-            return None
-        try:
-            with self.engine.connect() as conn:
-                exists = inspect(conn).has_table(self.table_name)
-        except SQLAlchemyError:
-            return None
-        return None if exists else self.table_name
-
 
 def _saved_values(fields: TokenFields) -> dict[str, Any]:
     """The columns a save writes: the token's non-blank fields (not its id) and saved_at."""
@@ -424,11 +348,3 @@ def _saved_values(fields: TokenFields) -> dict[str, Any]:
     values.pop("id", None)
     values["saved_at"] = time.time_ns() // 1000
     return values
-
-
-class _LostRace(Exception):
-    """This attempt of a save lost a race with another writer; the save is tried again."""
-
-
-def _retryable(error: BaseException | None) -> bool:
-    return isinstance(error, DBAPIError) and driver_code(error) in _RETRYABLE_CODES

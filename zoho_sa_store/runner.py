@@ -1,0 +1,121 @@
+"""How the store's statements reach the database: connections, transactions, failures.
+
+One call of the store is one :meth:`Runner.run`: a pooled connection, then either a
+single autocommitted statement (lookups, an update by id) or one explicit transaction
+(``BEGIN IMMEDIATE`` for SQLite writers, with a bounded lock wait and, for saves that no
+unique constraint guards, a named lock). A connection found dead is replaced and the call
+run once more. Every database failure leaves as :class:`TokenStoreError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from zoho_sa_store.errors import TokenStoreError, driver_code, store_error
+from zoho_sa_store.refresh import RefreshError
+from zoho_sa_store.settings import ONE_STATEMENT, named_lock, write_transaction
+
+log = logging.getLogger("zoho_sa_store.store")
+T = TypeVar("T")
+_RETRYABLE_CODES = frozenset({"1213", "40001", "40P01"})  # deadlock / serialization failure
+
+
+class LostRace(Exception):
+    """This attempt of a save lost a race with another writer; the save is tried again."""
+
+
+def retryable(error: BaseException | None) -> bool:
+    """A deadlock or serialization failure: the transaction can simply run again."""
+    return isinstance(error, DBAPIError) and driver_code(error) in _RETRYABLE_CODES
+
+
+class Runner:
+    """Runs the store's work on ``engine`` for the table ``table_name``.
+
+    Args:
+        engine: the store's engine.
+        table_name: the token table (named in the "run the migrations" error).
+        named_lock_timeout: seconds to wait for another worker's named lock.
+    """
+
+    def __init__(self, engine: Engine, table_name: str, named_lock_timeout: float) -> None:
+        self.engine = engine
+        self.table_name = table_name
+        self.named_lock_timeout = named_lock_timeout
+        # sqlite:///:memory: has one connection for all threads: they take turns
+        shared = isinstance(engine.pool, StaticPool)
+        self._one_at_a_time: AbstractContextManager[Any] = (
+            threading.RLock() if shared else nullcontext()
+        )
+
+    @contextmanager
+    def transaction(
+        self, write: bool, lock_timeout: float | None, lock_key: str | None
+    ) -> Iterator[Connection]:
+        with self._one_at_a_time, self.engine.connect() as conn:
+            if not write and lock_timeout is None:
+                yield conn.execution_options(**{ONE_STATEMENT: True})  # no BEGIN/COMMIT
+                return
+            timeout = self.named_lock_timeout
+            with (
+                named_lock(conn, lock_key, timeout) if lock_key else nullcontext(),
+                write_transaction(conn, lock_timeout) as writing,
+            ):
+                yield writing
+
+    def run(
+        self,
+        operation: str,
+        work: Callable[[Connection], T],
+        *,
+        write: bool = False,
+        lock_timeout: float | None = None,
+        lock_key: str | None = None,
+    ) -> T:
+        """Run ``work`` in one transaction; wrap any database failure as TokenStoreError.
+
+        A connection found dead mid-call (a database restart) is replaced and the call run
+        once more: every method is idempotent, and the failed transaction did not commit.
+        The refresh is not repeated this way (it would call Zoho twice).
+        """
+        retry = operation != "refresh"
+        while True:
+            try:
+                with self.transaction(write, lock_timeout, lock_key) as conn:
+                    return work(conn)
+            except DBAPIError as error:
+                if retry and error.connection_invalidated:
+                    log.info("%s: lost the database connection, retrying once", operation)
+                    retry = False
+                    continue
+                raise self._wrap(operation, error) from error
+            except SQLAlchemyError as error:
+                raise self._wrap(operation, error) from error
+            except (TokenStoreError, RefreshError, LostRace):
+                raise
+            except TimeoutError as error:
+                raise TokenStoreError(f"{operation} failed: {error}", cause=error) from error
+            except Exception as error:  # a driver failing outside SQLAlchemy's wrapping
+                raise store_error(operation, error) from error
+
+    def _wrap(self, operation: str, error: SQLAlchemyError) -> TokenStoreError:
+        return store_error(operation, error, missing_table=self._missing_table(error))
+
+    def _missing_table(self, error: SQLAlchemyError) -> str | None:
+        """The table's name if the failure is that it does not exist (checked only on error)."""
+        if not isinstance(error, DBAPIError) or error.connection_invalidated:
+            return None
+        try:
+            with self.engine.connect() as conn:
+                exists = inspect(conn).has_table(self.table_name)
+        except SQLAlchemyError:
+            return None
+        return None if exists else self.table_name
