@@ -370,6 +370,7 @@ def test_rows_never_reach_the_sql_debug_log(
         fresh = SQLAlchemyTokenStore(store.engine.url)  # engine logging is decided at creation
         fresh.save_token(token("ann@example.com", access="1000.logged-access", refresh="1000.r"))
         assert fresh.find_token(token("ann@example.com")) is not None
+        assert len(fresh.get_tokens()) == 1  # read through SQLAlchemy's result rows
         fresh.close()
     assert "rows of the token table are never logged" in caplog.text
     assert "1000.logged-access" not in caplog.text and CLIENT_A[1] not in caplog.text

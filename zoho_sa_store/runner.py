@@ -106,6 +106,53 @@ class Runner:
             except Exception as error:  # a driver failing outside SQLAlchemy's wrapping
                 raise store_error(operation, error) from error
 
+    def fetch_one(self, operation: str, sql: str, params: Any) -> tuple[Any, ...] | None:
+        """The first row of one statement, straight on a pooled DBAPI connection.
+
+        The hot path: no SQLAlchemy ``Connection`` or result object is built, only the
+        pool's checkout, the driver's cursor and SQLAlchemy's own error wrapping and
+        disconnect handling. With the store's engines the connection is in autocommit
+        mode, so this is one round trip and nothing is left to roll back.
+        """
+        dialect = self.engine.dialect
+        dbapi_error = dialect.loaded_dbapi.Error
+        for attempt in (1, 2):
+            with self._one_at_a_time:
+                try:
+                    raw = self.engine.raw_connection()
+                except dbapi_error as error:  # the pool hands the driver's error out as is
+                    wrapped = DBAPIError.instance(
+                        None, None, error, dbapi_error, hide_parameters=True, dialect=dialect
+                    )
+                    raise self._wrap(operation, wrapped) from wrapped
+                except SQLAlchemyError as error:
+                    raise self._wrap(operation, error) from error
+                except Exception as error:  # a driver failing outside its DBAPI errors
+                    raise store_error(operation, error) from error
+                cursor = None
+                try:
+                    cursor = raw.cursor()
+                    cursor.execute(sql, params)
+                    row = cursor.fetchone()
+                    return None if row is None else tuple(row)
+                except dbapi_error as error:
+                    lost = dialect.is_disconnect(error, raw.dbapi_connection, cursor)
+                    if lost:
+                        raw.invalidate(error)
+                    wrapped = DBAPIError.instance(
+                        sql, params, error, dbapi_error, hide_parameters=True,
+                        dialect=dialect, connection_invalidated=lost,
+                    )  # fmt: skip
+                    if lost and attempt == 1:
+                        log.info("%s: lost the database connection, retrying once", operation)
+                        continue
+                    raise self._wrap(operation, wrapped) from wrapped
+                finally:
+                    if cursor is not None:
+                        cursor.close()
+                    raw.close()
+        raise AssertionError("unreachable")
+
     def _wrap(self, operation: str, error: SQLAlchemyError) -> TokenStoreError:
         return store_error(operation, error, missing_table=self._missing_table(error))
 

@@ -90,6 +90,10 @@ class Statements:
         self, conn: Connection, stmt: Executable, params: dict[str, Any]
     ) -> CursorResult[Any]:
         """Run ``stmt`` (built here) with ``params``, compiled once for this dialect."""
+        return conn.exec_driver_sql(*self.driver_args(stmt, params))
+
+    def driver_args(self, stmt: Executable, params: dict[str, Any]) -> tuple[str, Any]:
+        """``stmt`` as the driver's SQL and parameters (a tuple or a dict, by paramstyle)."""
         compiled = self._compiled.get(id(stmt))
         if compiled is None:
             assert isinstance(stmt, ClauseElement)
@@ -100,5 +104,5 @@ class Statements:
         sql, order, defaults = compiled
         values = {**defaults, **params}
         if order is None:
-            return conn.exec_driver_sql(sql, values)
-        return conn.exec_driver_sql(sql, tuple(values[name] for name in order))
+            return sql, values
+        return sql, tuple(values[name] for name in order)

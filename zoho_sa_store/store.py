@@ -42,6 +42,7 @@ from zoho_sa_store.settings import (
 )
 from zoho_sa_store.statements import Statements
 from zoho_sa_store.tokens import (
+    COLUMNS,
     TokenFields,
     clean_id,
     merge_into,
@@ -152,8 +153,8 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         found = lookup(token_fields(token))
         if found is None:
             return None
-        row = self._db.run("find_token", lambda conn: self._first(conn, found))
-        return None if row is None else merge_into(token, self._fresh(stored(row._mapping)))
+        row = self._find("find_token", found)
+        return None if row is None else merge_into(token, self._fresh(row))
 
     def find_token_by_id(self, id: str) -> OAuthToken | None:
         """A new, complete ``OAuthToken`` built from row ``id``; None when there is none.
@@ -165,10 +166,8 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         token_id = clean_id(id)
         if token_id is None:
             return None
-        row = self._db.run(
-            "find_token_by_id", lambda c: self._first(c, Lookup("id", (("id", token_id),)))
-        )
-        return None if row is None else new_token(self._fresh(stored(row._mapping)))
+        row = self._find("find_token_by_id", Lookup("id", (("id", token_id),)))
+        return None if row is None else new_token(self._fresh(row))
 
     def save_token(self, token: OAuthToken) -> None:
         """Upsert the token; on return the row is committed.
@@ -294,6 +293,13 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         return self._db.run("refresh", locked, lock_timeout=self._refresher.policy.lock_timeout)
 
     # -- statements ---------------------------------------------------------------------
+
+    def _find(self, operation: str, found: Lookup) -> TokenFields | None:
+        """The row a lookup finds (the newest), in one round trip; None when none."""
+        names = tuple(name for name, _ in found.criteria)
+        stmt = self._sql.select(names, newest=True)
+        row = self._db.fetch_one(operation, *self._sql.driver_args(stmt, dict(found.criteria)))
+        return None if row is None else stored(dict(zip(COLUMNS, row, strict=True)))
 
     def _first(self, conn: Connection, found: Lookup) -> Row[Any] | None:
         names = tuple(name for name, _ in found.criteria)
