@@ -1,0 +1,1 @@
+"""The token store's hot-path benchmark: ``python -m bench.run`` (see bench/README.md)."""
