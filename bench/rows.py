@@ -10,6 +10,8 @@ import hashlib
 import uuid
 from collections.abc import Callable, Iterator
 
+from zoho_sa_store.model import SDK_COLUMNS
+
 CLIENT_ID = "1000.BENCHCLIENT"
 CLIENT_SECRET = "4f0c6a2d9b8e7f1a3c5d7e9f0a1b2c3d4e5f6a7b8c"
 API_DOMAIN = "https://www.zohoapis.com"
@@ -17,18 +19,6 @@ EXPIRY_BASE_MS = 4_102_444_800_000
 """2100-01-01 in epoch milliseconds: no row ever looks stale."""
 SAVED_AT_BASE_US = 1_764_000_000_000_000
 
-SDK_COLUMNS = (
-    "id",
-    "user_name",
-    "client_id",
-    "client_secret",
-    "refresh_token",
-    "access_token",
-    "grant_token",
-    "expiry_time",
-    "redirect_url",
-    "api_domain",
-)
 OUR_COLUMNS = (*SDK_COLUMNS, "saved_at")
 
 Row = tuple[str | int | None, ...]

@@ -76,6 +76,18 @@ def backend_or_skip(backend: str, tmp_dir: Path) -> str:
     return url.render_as_string(hide_password=False)
 
 
+@pytest.fixture
+def fresh_sdk() -> Iterator[None]:
+    """The test starts with no SDK initializer, and leaves none behind."""
+    from zohocrmsdk.src.com.zoho.crm.api.initializer import Initializer
+
+    Initializer.initializer = None
+    Initializer.LOCAL.init = None
+    yield
+    Initializer.initializer = None
+    Initializer.LOCAL.init = None
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A migrated test database on each backend (its URL)."""

@@ -7,7 +7,6 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +21,10 @@ from zoho_sa_store.refresh import RefreshPolicy
 from zoho_sa_store.testing import ZohoStandIn
 from zoho_sa_store.tokens import TokenFields
 
+pytestmark = pytest.mark.usefixtures("fresh_sdk")
+
 CLIENT = {"client_id": CLIENT_A[0], "client_secret": CLIENT_A[1]}
 WORKERS = 8
-
-
-@pytest.fixture(autouse=True)
-def fresh_sdk() -> Iterator[None]:
-    Initializer.initializer = None
-    Initializer.LOCAL.init = None
-    yield
-    Initializer.initializer = None
-    Initializer.LOCAL.init = None
 
 
 def load_sdk_json() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,19 +16,11 @@ from tests.factories import CLIENT_A, CLIENT_B
 from zoho_sa_store import SQLAlchemyTokenStore
 from zoho_sa_store.testing import DEFAULT_ORG_ID, ZohoStandIn
 
+pytestmark = pytest.mark.usefixtures("fresh_sdk")
+
 ANN = "ann@example.com"
 BOB = "bob@example.com"
 CLIENT = {"client_id": CLIENT_A[0], "client_secret": CLIENT_A[1]}
-
-
-@pytest.fixture(autouse=True)
-def fresh_sdk() -> Iterator[None]:
-    """Each test starts with no SDK initializer, and leaves none behind."""
-    Initializer.initializer = None
-    Initializer.LOCAL.init = None
-    yield
-    Initializer.initializer = None
-    Initializer.LOCAL.init = None
 
 
 def initialize(
