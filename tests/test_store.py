@@ -409,3 +409,20 @@ def test_iter_tokens_streams_every_row_in_batches(store: SQLAlchemyTokenStore) -
     assert [values(t) for t in streamed] == [values(t) for t in store.get_tokens()]
     with pytest.raises(ValueError, match="positive int"):
         next(store.iter_tokens(batch=0))
+
+
+def test_an_engine_of_the_callers_own(backend_url: str) -> None:
+    """A plain engine (the driver's own transactions): saves are committed all the same."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(backend_url, hide_parameters=True)
+    try:
+        with SQLAlchemyTokenStore(engine=engine) as own:
+            own.delete_tokens()
+            t = saved(own)
+            own.save_token(OAuthToken(id=t.get_id(), access_token="1000.by-id"))
+        with SQLAlchemyTokenStore(backend_url) as other:
+            found = other.find_token_by_id(t.get_id())
+            assert found is not None and found.get_access_token() == "1000.by-id"
+    finally:
+        engine.dispose()

@@ -21,7 +21,12 @@ from sqlalchemy.pool import StaticPool
 
 from zoho_sa_store.errors import TokenStoreError, driver_code, store_error
 from zoho_sa_store.refresh import RefreshError
-from zoho_sa_store.settings import ONE_STATEMENT, named_lock, write_transaction
+from zoho_sa_store.settings import (
+    AUTOCOMMIT_ENGINES,
+    ONE_STATEMENT,
+    named_lock,
+    write_transaction,
+)
 
 log = logging.getLogger("zoho_sa_store.store")
 T = TypeVar("T")
@@ -50,6 +55,7 @@ class Runner:
         self.engine = engine
         self.table_name = table_name
         self.named_lock_timeout = named_lock_timeout
+        self._commits_itself = engine in AUTOCOMMIT_ENGINES
         # sqlite:///:memory: has one connection for all threads: they take turns
         shared = isinstance(engine.pool, StaticPool)
         self._one_at_a_time: AbstractContextManager[Any] = (
@@ -63,6 +69,8 @@ class Runner:
         with self._one_at_a_time, self.engine.connect() as conn:
             if not write and lock_timeout is None:
                 yield conn.execution_options(**{ONE_STATEMENT: True})  # no BEGIN/COMMIT
+                if not self._commits_itself:
+                    conn.commit()  # an engine of the caller's, in the driver's transactions
                 return
             timeout = self.named_lock_timeout
             with (

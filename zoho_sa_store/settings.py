@@ -12,6 +12,7 @@ import math
 import os
 import re
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,6 +31,8 @@ ONE_STATEMENT = "zoho_sa_store_one_statement"
 """Execution option marking a call of one statement (a lookup, an update by id): no BEGIN,
 no COMMIT; the statement commits itself (autocommit)."""
 _IN_TRANSACTION = "zoho_sa_store_in_transaction"
+AUTOCOMMIT_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+"""Engines set up by :func:`explicit_transactions`: a lone statement commits itself."""
 log = logging.getLogger(__name__)
 
 MAX_TABLE_NAME_LENGTH = 29
@@ -153,6 +156,7 @@ def explicit_transactions(engine: Engine) -> None:
     the matching ``COMMIT`` or ``ROLLBACK``.
     """
     immediate = "BEGIN IMMEDIATE" if engine.dialect.name == "sqlite" else "BEGIN"
+    AUTOCOMMIT_ENGINES.add(engine)
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
