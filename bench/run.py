@@ -120,6 +120,8 @@ def measure_size(
 
     For each operation all subjects warm up, then time their calls in ``ROUNDS`` chunks,
     one subject after the other, so a change in the machine's load hits all of them alike.
+    An operation that failed (a database server restarted under it) is timed again from the
+    start, alone, once the server answers; a second failure is reported as an error.
     """
     out: list[Measurement] = []
     live = []
@@ -138,6 +140,12 @@ def measure_size(
         for _ in range(ROUNDS):
             for run in runs:
                 _guarded(run, lambda run=run: run.step(-(-run.iterations // ROUNDS)))
+        for run in runs:
+            if run.failed and not run.restarted and _wait_for(run.subject, rows):
+                run.restart()
+                _guarded(run, run.warm)
+                while not run.done:
+                    _guarded(run, lambda run=run: run.step(run.iterations))
         for run in runs:
             m = run.result()
             out.append(m)
@@ -179,6 +187,19 @@ def _op_run(subject: Subject, op: str, rows: int, args: argparse.Namespace, run_
         tag=f"{run_tag}{subject.store[:2]}{subject.backend[:2]}".lower(),
         budget_s=args.budget,
     )
+
+
+def _wait_for(subject: Subject, rows: int, seconds: float = 180) -> bool:
+    """Wait until the subject finds its rows again (a database server came back)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            subject.revive()
+            subject.check(rows // 2)
+            return True
+        except Exception:
+            time.sleep(2)
+    return False
 
 
 def _guarded(run: OpRun, step: Any) -> None:

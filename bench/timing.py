@@ -94,7 +94,7 @@ class OpRun:
         self.position = 0
         self.samples: list[int] = []
         self.spent = 0
-        self.done = False
+        self.done = self.failed = self.restarted = False
 
     def warm(self) -> None:
         subject, op, tag = self.subject, self.op, self.tag
@@ -133,8 +133,17 @@ class OpRun:
 
     def fail(self, error: BaseException) -> None:
         self.done = True
+        self.failed = True
         self.samples = []
         self.m.note = f"error: {type(error).__name__}: {str(error)[:80]}"
+
+    def restart(self) -> None:
+        """Start over (after a lost server): new samples, and new users for inserts."""
+        self.tag += "r"
+        self.position, self.samples, self.spent = 0, [], 0
+        self.done = self.failed = False
+        self.restarted = True
+        self.m.note = "timed again, alone, after a lost server connection"
 
     def result(self) -> Measurement:
         self.m.set_samples(self.samples)
