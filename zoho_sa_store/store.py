@@ -42,7 +42,6 @@ from zoho_sa_store.settings import (
 )
 from zoho_sa_store.statements import Statements
 from zoho_sa_store.tokens import (
-    COLUMNS,
     TokenFields,
     clean_id,
     merge_into,
@@ -299,7 +298,8 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         names = tuple(name for name, _ in found.criteria)
         stmt = self._sql.select(names, newest=True)
         row = self._db.fetch_one(operation, *self._sql.driver_args(stmt, dict(found.criteria)))
-        return None if row is None else stored(dict(zip(COLUMNS, row, strict=True)))
+        # the SELECT lists the SDK's columns in TokenFields' order; "" reads back as None
+        return None if row is None else TokenFields(*(value or None for value in row))
 
     def _first(self, conn: Connection, found: Lookup) -> Row[Any] | None:
         names = tuple(name for name, _ in found.criteria)
