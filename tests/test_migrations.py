@@ -31,7 +31,7 @@ def test_upgrade_check_downgrade_round_trip(backend_url: str) -> None:
     downgrade(backend_url, "base", table_name=TABLE)
     assert current(backend_url, table_name=TABLE) is None
     upgrade(backend_url, table_name=TABLE)
-    assert current(backend_url, table_name=TABLE) == "0001"
+    assert current(backend_url, table_name=TABLE) == "0002"
     assert {TABLE, version_table(TABLE)} <= tables(backend_url)
     engine = make_engine(backend_url)
     try:
@@ -70,7 +70,7 @@ def test_alembic_command_line(backend_url: str) -> None:
 
     try:
         alembic("upgrade", "head")
-        assert "0001 (head)" in alembic("current")
+        assert "0002 (head)" in alembic("current")
         assert "No new upgrade operations detected" in alembic("check")
     finally:
         alembic("downgrade", "base")
@@ -85,7 +85,7 @@ def test_version_table_leaves_the_apps_own_alembic_history_alone(backend_url: st
             conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
             conn.execute(text("INSERT INTO alembic_version VALUES ('app_rev_1')"))
         upgrade(engine)
-        assert current(engine) == "0001"
+        assert current(engine) == "0002"
         with engine.connect() as conn:
             assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "app_rev_1"
     finally:

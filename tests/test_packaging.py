@@ -57,4 +57,4 @@ def test_upgrade_from_an_installed_wheel(tmp_path: Path) -> None:
         text=True,
         check=True,
     )
-    assert done.stdout.strip() == "0001"
+    assert done.stdout.strip() == "0002"

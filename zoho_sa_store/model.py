@@ -1,8 +1,10 @@
 """The ``oauthtoken`` table as a typed SQLAlchemy 2.0 ORM model.
 
 Column names and order are the SDK's own (``zohocrmsdk/.../store/db_store.py`` creates the
-same ten columns), so a table made by the SDK's ``DBStore`` can be adopted. One column is
-ours: ``saved_at``, which orders several rows of one user ("the most recently saved").
+same ten columns), so a table made by the SDK's ``DBStore`` can be adopted. Two columns are
+ours: ``saved_at``, which orders several rows of one user ("the most recently saved"), and
+``save_key``, which makes concurrent first saves of one token without a user name insert
+one row (see :attr:`OAuthTokenRow.save_key`).
 
 Exact matching is the same on every backend:
 
@@ -116,7 +118,9 @@ def token_table(metadata: MetaData, name: str = DEFAULT_TABLE_NAME) -> Table:
         Column("redirect_url", String(1024)),
         Column("api_domain", String(255)),
         Column("saved_at", BigInteger, nullable=False, server_default=text("0")),
+        Column("save_key", String(64)),
         UniqueConstraint("user_name", "client_id"),
+        UniqueConstraint("save_key"),
         _token_index(name, "access_token"),
         _token_index(name, "grant_token"),
         _token_index(name, "refresh_token"),
@@ -132,6 +136,12 @@ class OAuthTokenRow(Base):
     constraint on ``(user_name, client_id)`` holds for it too (blank counts as absent, as in
     the SDK's rules). ``expiry_time`` is the SDK's ``expires_in``: absolute epoch
     milliseconds as a str. ``saved_at`` is epoch microseconds of the last save.
+
+    ``save_key`` is set only on rows inserted for a token without a user name, which the
+    ``(user_name, client_id)`` constraint cannot guard: the SHA-256 (hex) of the save rule
+    that looked the token up (its column and value, see
+    :func:`zoho_sa_store.rules.save_key`). Its unique constraint lets exactly one of several
+    concurrent inserts of one token win, with no lock held across transactions.
     """
 
     __table__ = token_table(Base.metadata)
@@ -147,6 +157,7 @@ class OAuthTokenRow(Base):
     redirect_url: Mapped[str | None]
     api_domain: Mapped[str | None]
     saved_at: Mapped[int]
+    save_key: Mapped[str | None]
 
     def __repr__(self) -> str:
         from zoho_sa_store.tokens import mask

@@ -23,6 +23,7 @@ Nothing here does I/O: :func:`lookup` maps a token's fields to column = value cr
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -76,3 +77,15 @@ def lookup(token: TokenFields, rules: tuple[Rule, ...] = RULES) -> Lookup | None
 
 SAVE_RULES = RULES[:-1]
 """``save_token`` looks a row up by id first, then by the rules without the id rule."""
+
+
+def save_key(found: Lookup) -> str | None:
+    """The ``save_key`` of a row inserted for a token the save rules looked up by ``found``.
+
+    None for the user rule: ``(user_name, client_id)`` is unique already. Otherwise the
+    SHA-256 (hex) of the rule's criteria, so two workers inserting the same token without a
+    user name compute the same key and the table's unique constraint admits one row.
+    """
+    if found.rule == "user":
+        return None
+    return hashlib.sha256(repr(found.criteria).encode()).hexdigest()

@@ -2,9 +2,14 @@
 
 One call of the store is one :meth:`Runner.run`: a pooled connection, then either a
 single autocommitted statement (lookups, an update by id) or one explicit transaction
-(``BEGIN IMMEDIATE`` for SQLite writers, with a bounded lock wait and, for saves that no
-unique constraint guards, a named lock). A connection found dead is replaced and the call
-run once more. Every database failure leaves as :class:`TokenStoreError`.
+(``BEGIN IMMEDIATE`` for SQLite writers, with bounded waits). No lock outlives its
+transaction. Every database failure leaves as :class:`TokenStoreError`.
+
+Dead connections: a connection found dead (a restart, a failover, an idle kill) invalidates
+the whole pool, as SQLAlchemy's own ``Connection`` does, so every connection opened before
+that moment is replaced at its next checkout instead of failing a call; the call is then run
+once more, on a connection opened after the failure. Only a call whose fresh connection
+fails too (the server is really away) fails. Nothing is added to the hot path: no pre-ping.
 """
 
 from __future__ import annotations
@@ -17,16 +22,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import PoolProxiedConnection, StaticPool
 
 from zoho_sa_store.errors import TokenStoreError, driver_code, store_error
 from zoho_sa_store.refresh import RefreshError
-from zoho_sa_store.settings import (
-    AUTOCOMMIT_ENGINES,
-    ONE_STATEMENT,
-    named_lock,
-    write_transaction,
-)
+from zoho_sa_store.settings import AUTOCOMMIT_ENGINES, ONE_STATEMENT, write_transaction
 
 log = logging.getLogger("zoho_sa_store.store")
 T = TypeVar("T")
@@ -48,13 +48,11 @@ class Runner:
     Args:
         engine: the store's engine.
         table_name: the token table (named in the "run the migrations" error).
-        named_lock_timeout: seconds to wait for another worker's named lock.
     """
 
-    def __init__(self, engine: Engine, table_name: str, named_lock_timeout: float) -> None:
+    def __init__(self, engine: Engine, table_name: str) -> None:
         self.engine = engine
         self.table_name = table_name
-        self.named_lock_timeout = named_lock_timeout
         self._commits_itself = engine in AUTOCOMMIT_ENGINES
         # sqlite:///:memory: has one connection for all threads: they take turns
         shared = isinstance(engine.pool, StaticPool)
@@ -63,20 +61,14 @@ class Runner:
         )
 
     @contextmanager
-    def transaction(
-        self, write: bool, lock_timeout: float | None, lock_key: str | None
-    ) -> Iterator[Connection]:
+    def transaction(self, write: bool, lock_timeout: float | None) -> Iterator[Connection]:
         with self._one_at_a_time, self.engine.connect() as conn:
             if not write and lock_timeout is None:
                 yield conn.execution_options(**{ONE_STATEMENT: True})  # no BEGIN/COMMIT
                 if not self._commits_itself:
                     conn.commit()  # an engine of the caller's, in the driver's transactions
                 return
-            timeout = self.named_lock_timeout
-            with (
-                named_lock(conn, lock_key, timeout) if lock_key else nullcontext(),
-                write_transaction(conn, lock_timeout) as writing,
-            ):
+            with write_transaction(conn, lock_timeout) as writing:
                 yield writing
 
     def run(
@@ -86,21 +78,22 @@ class Runner:
         *,
         write: bool = False,
         lock_timeout: float | None = None,
-        lock_key: str | None = None,
+        may_retry: Callable[[], bool] = lambda: True,
     ) -> T:
         """Run ``work`` in one transaction; wrap any database failure as TokenStoreError.
 
-        A connection found dead mid-call (a database restart) is replaced and the call run
-        once more: every method is idempotent, and the failed transaction did not commit.
-        The refresh is not repeated this way (it would call Zoho twice).
+        A connection found dead (SQLAlchemy then invalidates the whole pool) is replaced and
+        the call run once more, if ``may_retry()`` says so: every method is idempotent and
+        the failed transaction did not commit; a refresh is repeated only if it failed
+        before its request was sent (it must not call Zoho twice).
         """
-        retry = operation != "refresh"
+        retry = True
         while True:
             try:
-                with self.transaction(write, lock_timeout, lock_key) as conn:
+                with self.transaction(write, lock_timeout) as conn:
                     return work(conn)
             except DBAPIError as error:
-                if retry and error.connection_invalidated:
+                if retry and error.connection_invalidated and may_retry():
                     log.info("%s: lost the database connection, retrying once", operation)
                     retry = False
                     continue
@@ -146,7 +139,7 @@ class Runner:
                 except dbapi_error as error:
                     lost = dialect.is_disconnect(error, raw.dbapi_connection, cursor)
                     if lost:
-                        raw.invalidate(error)
+                        invalidate_pool(self.engine, raw, error)
                     wrapped = DBAPIError.instance(
                         sql, params, error, dbapi_error, hide_parameters=True,
                         dialect=dialect, connection_invalidated=lost,
@@ -174,3 +167,13 @@ class Runner:
         except SQLAlchemyError:
             return None
         return None if exists else self.table_name
+
+
+def invalidate_pool(engine: Engine, raw: PoolProxiedConnection, error: BaseException) -> None:
+    """Discard ``raw`` and mark every connection opened before now for replacement.
+
+    What SQLAlchemy's ``Connection`` does on a disconnect (``Pool._invalidate``): the pool's
+    other connections are reconnected at their next checkout, since a restart or failover
+    that killed one has killed them all.
+    """
+    engine.pool._invalidate(raw, error)

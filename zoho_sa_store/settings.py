@@ -2,7 +2,11 @@
 
 Every dialect detail of the connection lives here: SQLite's WAL journal, busy timeout and
 ``BEGIN IMMEDIATE`` for writers, one shared connection for ``sqlite:///:memory:``, MySQL's
-isolation level, pre-ping for servers that restart.
+isolation level, connect timeouts and TCP keepalives for servers that vanish, bounded waits
+for writers, no server-side prepared statements (poolers), and a new pool in a forked child.
+No setting the store relies on outlives the transaction it is made in: no session lock, no
+``SET SESSION`` on PostgreSQL, so a transaction-pooling proxy (PgBouncer, RDS Proxy) can hand
+each transaction to another server connection.
 """
 
 from __future__ import annotations
@@ -11,13 +15,12 @@ import logging
 import math
 import os
 import re
-import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
@@ -33,6 +36,15 @@ no COMMIT; the statement commits itself (autocommit)."""
 _IN_TRANSACTION = "zoho_sa_store_in_transaction"
 AUTOCOMMIT_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 """Engines set up by :func:`explicit_transactions`: a lone statement commits itself."""
+CONNECT_TIMEOUT_S = 10
+"""Seconds to wait for a server to accept a connection (a host that drops packets)."""
+KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT = 30, 10, 3
+"""TCP keepalives on PostgreSQL connections: a dead peer is noticed within about a minute."""
+MYSQL_READ_TIMEOUT_S = 60
+"""Seconds a MySQL/MariaDB client waits for any answer (PyMySQL's read/write timeouts)."""
+WRITE_TIMEOUT_S = 30
+"""Longest a writing transaction's statement may run (waits for locks or replication
+included) on PostgreSQL (``SET LOCAL statement_timeout``) and MariaDB (``max_statement_time``)."""
 log = logging.getLogger(__name__)
 
 MAX_TABLE_NAME_LENGTH = 29
@@ -99,16 +111,56 @@ def _is_memory(url: URL) -> bool:
     return url.database in (None, "", ":memory:") or "mode=memory" in str(url.query)
 
 
-def engine_options(url: URL) -> dict[str, Any]:
-    """Default ``create_engine`` options for the URL's dialect (the caller's win)."""
-    options: dict[str, Any] = {"hide_parameters": True, "logging_name": LOGGING_NAME}
-    backend = url.get_backend_name()
+def connect_args(url: URL) -> dict[str, Any]:
+    """Default DBAPI ``connect()`` arguments for the URL's driver (the caller's win, key by key).
+
+    * PostgreSQL (psycopg2, psycopg 3): ``connect_timeout`` and TCP keepalives, so a host that
+      vanishes fails a call in about a minute instead of the kernel's two hours. psycopg 3
+      also gets ``prepare_threshold=None``: no server-side prepared statements, which a
+      transaction-pooling PgBouncer (before 1.21) cannot route. Directly on PostgreSQL, opt
+      in with ``connect_args={"prepare_threshold": 5}``.
+    * MySQL/MariaDB (PyMySQL, mysqlclient): ``connect_timeout``; PyMySQL also read and write
+      timeouts, which bound every wait for the server.
+    * SQLite: the busy timeout, or one connection shared by threads for ``:memory:``.
+    """
+    backend, driver = url.get_backend_name(), url.get_driver_name()
     if backend == "sqlite":
         if _is_memory(url):
+                return {"check_same_thread": False}
+        return {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    args: dict[str, Any] = {}
+    if backend == "postgresql" and driver in ("psycopg2", "psycopg"):
+        args = {
+            "connect_timeout": CONNECT_TIMEOUT_S,
+            "keepalives": 1,
+            "keepalives_idle": KEEPALIVE_IDLE_S,
+            "keepalives_interval": KEEPALIVE_INTERVAL_S,
+            "keepalives_count": KEEPALIVE_COUNT,
+        }
+        if driver == "psycopg":
+            args["prepare_threshold"] = None
+    elif backend in ("mysql", "mariadb") and driver in ("pymysql", "mysqldb"):
+        args = {"connect_timeout": CONNECT_TIMEOUT_S}
+        if driver == "pymysql":
+            args["read_timeout"] = args["write_timeout"] = MYSQL_READ_TIMEOUT_S
+    # a URL's own query (e.g. ?connect_timeout=3) wins over our defaults
+    return {key: value for key, value in args.items() if key not in url.query}
+
+
+def engine_options(url: URL) -> dict[str, Any]:
+    """Default ``create_engine`` options for the URL's dialect (the caller's win).
+
+    No ``pool_pre_ping``: a connection found dead invalidates the whole pool (see
+    :mod:`zoho_sa_store.runner`), which costs nothing on the hot path.
+    """
+    options: dict[str, Any] = {
+        "hide_parameters": True,
+        "logging_name": LOGGING_NAME,
+        "connect_args": connect_args(url),
+    }
+    if url.get_backend_name() == "sqlite":
+        if _is_memory(url):
             options["poolclass"] = StaticPool
-            options["connect_args"] = {"check_same_thread": False}
-        else:
-            options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     else:
         # the driver never opens transactions itself; see explicit_transactions()
         options["isolation_level"] = "AUTOCOMMIT"
@@ -124,11 +176,16 @@ def make_engine(url: str | URL | None = None, **overrides: Any) -> Engine:
         **overrides: ``create_engine`` keyword arguments that replace our defaults.
 
     Returns:
-        The engine, set up by :func:`explicit_transactions` (and :func:`configure_sqlite`).
+        The engine, set up by :func:`explicit_transactions` (and :func:`configure_sqlite`)
+        and :func:`new_pool_after_fork`. ``connect_args`` given here are merged into
+        :func:`connect_args`' defaults key by key.
     """
     resolved = resolve_url(url)
-    options = {**engine_options(resolved), **overrides}
+    defaults = engine_options(resolved)
+    options = {**defaults, **overrides}
+    options["connect_args"] = {**defaults["connect_args"], **overrides.get("connect_args", {})}
     engine = create_engine(resolved, **options)
+    new_pool_after_fork(engine)
     if engine.dialect.name == "sqlite":
         configure_sqlite(engine, memory=_is_memory(resolved))
     if engine.dialect.name == "sqlite" or options.get("isolation_level") == "AUTOCOMMIT":
@@ -142,6 +199,31 @@ def make_engine(url: str | URL | None = None, **overrides: Any) -> Engine:
             cursor.close()
 
     return engine
+
+
+_FORK_SAFE: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def new_pool_after_fork(engine: Engine) -> None:
+    """Give ``engine`` a new, empty pool in every child process forked from this one.
+
+    SQLAlchemy's documented pattern for ``os.fork()`` (celery prefork, gunicorn
+    ``--preload``, multiprocessing's fork start method): the child calls
+    ``engine.dispose(close=False)``, so it opens connections of its own and never touches
+    the parent's, which stay open and usable in the parent. Idempotent; the engine is held
+    weakly. ``sqlite:///:memory:`` keeps its one connection (the child's copy of the data).
+    """
+    if engine in _FORK_SAFE or isinstance(engine.pool, StaticPool):
+        return
+    _FORK_SAFE.add(engine)
+    ref = weakref.ref(engine)
+
+    def in_child() -> None:
+        child_engine = ref()
+        if child_engine is not None:
+            child_engine.dispose(close=False)
+
+    os.register_at_fork(after_in_child=in_child)
 
 
 def explicit_transactions(engine: Engine) -> None:
@@ -206,69 +288,43 @@ def configure_sqlite(engine: Engine, *, memory: bool = False) -> None:
 
 @contextmanager
 def write_transaction(conn: Connection, lock_timeout: float | None = None) -> Iterator[Connection]:
-    """Begin a writing transaction whose waits for a lock are bounded by ``lock_timeout`` s.
+    """Begin a writing transaction whose waits are bounded.
 
-    SQLite: ``BEGIN IMMEDIATE`` under a busy timeout of ``lock_timeout`` (the default one
-    is restored afterwards). PostgreSQL: ``SET LOCAL lock_timeout``. MySQL/MariaDB:
-    ``innodb_lock_wait_timeout`` for the connection (whole seconds, at least 1).
+    ``lock_timeout`` (seconds, or None for the server's own) bounds waits for row locks:
+    SQLite: ``BEGIN IMMEDIATE`` under a busy timeout of ``lock_timeout`` (the default one is
+    restored afterwards); PostgreSQL: ``SET LOCAL lock_timeout``; MySQL/MariaDB:
+    ``innodb_lock_wait_timeout`` (whole seconds, at least 1). Every statement of the
+    transaction is also bounded by :data:`WRITE_TIMEOUT_S`: ``SET LOCAL statement_timeout``
+    on PostgreSQL, ``max_statement_time`` on MariaDB. PostgreSQL's settings are ``LOCAL``:
+    they end with the transaction, as a transaction-pooling proxy requires; MySQL has no
+    transaction-scoped setting, and sets the same values on every transaction.
     """
     conn = conn.execution_options(**{WRITE: True})
     name = conn.dialect.name
-    if lock_timeout is None:
-        with conn.begin():
-            yield conn
-    elif name == "sqlite":
+    if name == "sqlite":
         raw = conn.connection.driver_connection
         assert raw is not None
-        raw.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
+        if lock_timeout is not None:
+            raw.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
         try:
             with conn.begin():
                 yield conn
         finally:
-            raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    else:
-        with conn.begin():
-            if name == "postgresql":
-                conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'")
-            elif name in ("mysql", "mariadb"):
-                seconds = max(1, math.ceil(lock_timeout))
-                conn.exec_driver_sql(f"SET SESSION innodb_lock_wait_timeout = {seconds}")
-            yield conn
-
-
-@contextmanager
-def named_lock(conn: Connection, key: str, timeout: float) -> Iterator[None]:
-    """Hold a server-wide lock named ``key`` around the transaction begun inside.
-
-    For inserts no unique constraint can guard (a token without a user name): two workers
-    saving the same token take turns, and the second one finds the first one's row.
-    PostgreSQL: a session advisory lock; MySQL/MariaDB: ``GET_LOCK``; SQLite: nothing (its
-    writers already take turns through ``BEGIN IMMEDIATE``). Released after the commit.
-
-    Raises:
-        TimeoutError: the lock was not had within ``timeout`` seconds.
-    """
-    name = conn.dialect.name
-    if name == "postgresql":
-        take = text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))")
-        release = text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))")
-    elif name in ("mysql", "mariadb"):
-        key = key[:64]
-        take = text("SELECT GET_LOCK(:key, 0)")
-        release = text("SELECT RELEASE_LOCK(:key)")
-    else:
-        yield
+            if lock_timeout is not None:
+                raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         return
-    deadline = time.monotonic() + timeout
-    while not conn.execute(take, {"key": key}).scalar():
-        conn.rollback()
-        if time.monotonic() > deadline:
-            raise TimeoutError("timed out waiting for another worker's save of the same token")
-        time.sleep(0.02)
-    conn.commit()
-    try:
-        yield
-    finally:
-        conn.rollback()
-        conn.execute(release, {"key": key})
-        conn.commit()
+    with conn.begin():
+        if name == "postgresql":
+            # set_config(..., true) is SET LOCAL, as one statement with both values
+            lock_ms = 0 if lock_timeout is None else int(lock_timeout * 1000)
+            conn.exec_driver_sql(
+                f"SELECT set_config('statement_timeout', '{WRITE_TIMEOUT_S * 1000}ms', true), "
+                f"set_config('lock_timeout', '{lock_ms}ms', true)"
+            )
+        elif name in ("mysql", "mariadb"):
+            wait = 50 if lock_timeout is None else max(1, math.ceil(lock_timeout))
+            settings = [f"innodb_lock_wait_timeout = {wait}"]
+            if getattr(conn.dialect, "is_mariadb", False):
+                settings.append(f"max_statement_time = {WRITE_TIMEOUT_S}")
+            conn.exec_driver_sql("SET SESSION " + ", SESSION ".join(settings))
+        yield conn

@@ -10,7 +10,6 @@ means is decided in :mod:`zoho_sa_store.rules`; turning tokens into values and b
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import time
 import uuid
@@ -34,12 +33,9 @@ from zohocrmsdk.src.com.zoho.api.authenticator.store.token_store import TokenSto
 from zoho_sa_store.errors import TokenStoreError
 from zoho_sa_store.model import DEFAULT_TABLE_NAME, NAMING_CONVENTION, OAuthTokenRow, token_table
 from zoho_sa_store.refresh import Refresher, RefreshPolicy, RefreshStep
-from zoho_sa_store.rules import SAVE_RULES, Lookup, lookup
+from zoho_sa_store.rules import SAVE_RULES, Lookup, lookup, save_key
 from zoho_sa_store.runner import LostRace, Runner, retryable
-from zoho_sa_store.settings import (
-    check_table_name,
-    make_engine,
-)
+from zoho_sa_store.settings import check_table_name, make_engine, new_pool_after_fork
 from zoho_sa_store.statements import Statements
 from zoho_sa_store.tokens import (
     TokenFields,
@@ -103,7 +99,8 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             else token_table(MetaData(naming_convention=NAMING_CONVENTION), table_name)
         )
         self._sql = Statements(self.table, self.engine.dialect)
-        self._db = Runner(self.engine, self.table_name, self._refresher.policy.lock_timeout)
+        self._db = Runner(self.engine, self.table_name)
+        new_pool_after_fork(self.engine)  # also for an engine of the caller's
         if not self.engine.hide_parameters:
             log.warning("the engine does not hide parameters: errors may show token values")
 
@@ -193,14 +190,12 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             values, row_id = _saved_values(fields), fields.id
             if self._db.run("save_token", lambda conn: self._update(conn, row_id, values)):
                 return
-        lock_key = self._insert_lock_key(fields)
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
                 row_id = self._db.run(
                     "save_token",
                     lambda conn: self._upsert(conn, fields),
                     write=True,
-                    lock_key=lock_key,
                 )
                 break
             except (LostRace, TokenStoreError) as error:
@@ -276,12 +271,16 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
     def _refresh_locked(self, row_id: str, refresh: RefreshStep) -> TokenFields | None:
         """Lock the row, re-read it, let ``refresh`` decide; save its answer; return the row."""
 
+        asked_zoho = False
+
         def locked(conn: Connection) -> TokenFields | None:
+            nonlocal asked_zoho
             stmt = self._sql.select(("id",), lock=True)
             row = self._sql.execute(conn, stmt, {"id": row_id}).first()
             if row is None:
                 return None
             current = stored(row._mapping)
+            asked_zoho = True
             answer = refresh(current)
             if answer is None:
                 return current  # another worker refreshed it while we waited
@@ -289,7 +288,12 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             self._update(conn, row_id, {**values, "saved_at": time.time_ns() // 1000})
             return replace(current, **values)
 
-        return self._db.run("refresh", locked, lock_timeout=self._refresher.policy.lock_timeout)
+        return self._db.run(
+            "refresh",
+            locked,
+            lock_timeout=self._refresher.policy.lock_timeout,
+            may_retry=lambda: not asked_zoho,  # never a second request to Zoho
+        )
 
     # -- statements ---------------------------------------------------------------------
 
@@ -306,31 +310,31 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         stmt = self._sql.select(names, newest=True)
         return self._sql.execute(conn, stmt, dict(found.criteria)).first()
 
-    def _insert_lock_key(self, fields: TokenFields) -> str | None:
-        """A lock name for saves no unique constraint guards (no user name); else None."""
-        found = None if fields.user_name is not None else lookup(fields, SAVE_RULES)
-        if found is None:
-            return None
-        digest = hashlib.sha256(repr((self.table_name, found)).encode()).hexdigest()
-        return f"zoho_sa_store:{digest[:40]}"
-
     def _upsert(self, conn: Connection, fields: TokenFields) -> str:
         """Update the row the token means, or insert one; return the row's id.
 
         A token with the id of a stored row costs one UPDATE: the SDK's saves after a
-        refresh. Otherwise the rules find the row to update, or a row is inserted.
+        refresh. Otherwise the rules find the row to update, or a row is inserted. No lock is
+        taken: of two workers inserting one token, a unique constraint admits the first,
+        ``(user_name, client_id)`` or, without a user name, ``save_key``; the other's insert
+        fails, and its next attempt finds and updates the winner's row.
         """
         values = _saved_values(fields)
         if fields.id is not None and self._update(conn, fields.id, values):
             return fields.id
         found = lookup(fields, SAVE_RULES)
         row = None if found is None else self._first(conn, found)
+        key = None if found is None else save_key(found)
+        if row is None and key is not None:  # the row this token inserted, since updated
+            row = self._first(conn, Lookup("save_key", (("save_key", key),)))
         if row is not None:
             if not self._update(conn, row.id, values):
                 raise LostRace("the row was deleted by another worker meanwhile")
             return str(row.id)
         new_id = fields.id or str(uuid.uuid4())
         values = {"client_id": "", **values, "id": new_id}
+        if key is not None:
+            values["save_key"] = key
         try:
             self._sql.execute(conn, self._sql.insert(tuple(sorted(values))), values)
         except IntegrityError as error:
