@@ -161,6 +161,8 @@ class Runner:
         """The table's name if the failure is that it does not exist (checked only on error)."""
         if not isinstance(error, DBAPIError) or error.connection_invalidated:
             return None
+        if error.statement is None:  # failed to connect: do not wait for the server twice
+            return None
         try:
             with self.engine.connect() as conn:
                 exists = inspect(conn).has_table(self.table_name)

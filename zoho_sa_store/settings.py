@@ -126,7 +126,7 @@ def connect_args(url: URL) -> dict[str, Any]:
     backend, driver = url.get_backend_name(), url.get_driver_name()
     if backend == "sqlite":
         if _is_memory(url):
-                return {"check_same_thread": False}
+            return {"check_same_thread": False}
         return {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     args: dict[str, Any] = {}
     if backend == "postgresql" and driver in ("psycopg2", "psycopg"):
