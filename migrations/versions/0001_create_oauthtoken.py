@@ -8,6 +8,14 @@ would reject (several rows for one user name and client id) are not lost: the ne
 latest expiry_time, then the highest id) stays, the others move to ``<table>_duplicates``,
 and a warning says how many.
 
+Every step creates only what is missing, so the revision can run again after a failure
+halfway (MySQL/MariaDB commit each DDL statement on its own: a user without the INDEX
+privilege gets the table but not its indexes) and on a table of the store's own shape
+whose version table is gone (a table-only restore): that table is recognised by its
+``saved_at`` column and the store's column types, never converted, and gets only its
+missing columns, unique constraint and indexes. A table that is neither the DBStore's nor
+the store's is refused.
+
 Downgrade drops the table, and refuses while it holds rows (they would be lost: export
 them first, or pass ``-x drop_data=yes``). An adopted table is not turned back into the
 DBStore's shape: its new ids (UUIDs) would not fit ``varchar(10)``.
@@ -23,6 +31,15 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import context, op
 
+from zoho_sa_store.migration_ops import (
+    Existing,
+    add_column_if_missing,
+    create_index_if_missing,
+    create_unique_if_missing,
+    drop_index_if_exists,
+    inspect_table,
+    too_narrow,
+)
 from zoho_sa_store.model import TOKEN_PREFIX_INDEX_LENGTH, ExactString, ExactText
 
 revision: str = "0001"
@@ -58,18 +75,50 @@ def table_name() -> str:
 
 def upgrade() -> None:
     name = table_name()
-    if sa.inspect(op.get_bind()).has_table(name):
-        adopt(name)
-    else:
+    found = inspect_table(name)
+    if found is None:
         create(name)
+    elif "saved_at" not in found.columns:
+        adopt(name, found)
+    else:
+        check_store_shape(name, found)
+    # what a restore or a failed earlier run may have left out; no-ops after create/adopt
+    add_column_if_missing(name, sa.Column("api_domain", TYPES["api_domain"], nullable=True))
+    unique = f"uq_{name}_user_name_client_id"
+    now = inspect_table(name)
+    assert now is not None
+    if unique not in now.names:
+        # rows saved while it was missing (a restored table) may break it: newest kept
+        move_duplicates(name, sa.table(name, *(sa.column(c) for c in now.columns)))
+        create_unique_if_missing(name, unique, ["user_name", "client_id"])
     for column in TOKEN_COLUMNS:
-        op.create_index(
-            f"ix_{name}_{column}",
+        create_index_if_missing(
             name,
+            f"ix_{name}_{column}",
             [column],
             mysql_length=TOKEN_PREFIX_INDEX_LENGTH,
             postgresql_using="hash",
         )
+
+
+def refuse(name: str, why: str) -> RuntimeError:
+    return RuntimeError(
+        f"table {name!r} exists but is not the SDK DBStore's token table nor this store's "
+        f"({why}); choose another name with -x table=NAME"
+    )
+
+
+def check_store_shape(name: str, found: Existing) -> None:
+    """A table with ``saved_at`` must be the store's own: its columns, at their widths."""
+    missing = set(SDK_COLUMNS) - {"api_domain"} - set(found.columns)
+    if missing:
+        raise refuse(name, f"it has saved_at but no {', '.join(sorted(missing))}")
+    narrow = [
+        c for c in SDK_COLUMNS if c in found.columns and too_narrow(found.columns[c], TYPES[c])
+    ]
+    if narrow:
+        raise refuse(name, f"it has saved_at but {', '.join(narrow)} narrower than the store's")
+    log.info("the table %r is already the store's: creating only what it lacks", name)
 
 
 def create(name: str) -> None:
@@ -86,16 +135,12 @@ def create(name: str) -> None:
     )
 
 
-def adopt(name: str) -> None:
+def adopt(name: str, found: Existing) -> None:
     """Upgrade the SDK DBStore's table in place, keeping every row and id."""
-    bind = op.get_bind()
-    existing = {c["name"] for c in sa.inspect(bind).get_columns(name)}
+    existing = set(found.columns)
     missing = set(SDK_COLUMNS) - {"api_domain"} - existing
     if missing:
-        raise RuntimeError(
-            f"table {name!r} exists but is not the SDK DBStore's token table "
-            f"(no {', '.join(sorted(missing))}); choose another name with -x table=NAME"
-        )
+        raise refuse(name, f"no {', '.join(sorted(missing))}")
     log.info("adopting the existing table %r in place", name)
     table = sa.table(name, *(sa.column(c) for c in existing))
     op.execute(table.update().where(table.c.client_id.is_(None)).values(client_id=""))
@@ -116,7 +161,6 @@ def adopt(name: str) -> None:
         batch.add_column(
             sa.Column("saved_at", sa.BigInteger(), server_default=sa.text("0"), nullable=False)
         )
-        batch.create_unique_constraint(f"uq_{name}_user_name_client_id", ["user_name", "client_id"])
 
 
 def move_duplicates(name: str, table: sa.TableClause) -> None:
@@ -137,7 +181,12 @@ def move_duplicates(name: str, table: sa.TableClause) -> None:
         return
     side = f"{name}_duplicates"
     columns = sorted(c.name for c in table.columns)
-    op.create_table(side, *(sa.Column(c, sa.Text()) for c in columns))
+    kept = inspect_table(side)  # left by an earlier run: add the columns it lacks
+    if kept is None:
+        op.create_table(side, *(sa.Column(c, sa.Text()) for c in columns))
+    else:
+        for column in columns:
+            add_column_if_missing(side, sa.Column(column, sa.Text()))
     for start in range(0, len(losers), 500):
         chunk = losers[start : start + 500]
         source = sa.select(*(table.c[c] for c in columns)).where(table.c.id.in_(chunk))
@@ -164,5 +213,5 @@ def downgrade() -> None:
             "(zoho-sa-store export --include-secrets), or pass -x drop_data=yes"
         )
     for column in TOKEN_COLUMNS:
-        op.drop_index(f"ix_{name}_{column}", table_name=name)
+        drop_index_if_exists(name, f"ix_{name}_{column}")
     op.drop_table(name)
