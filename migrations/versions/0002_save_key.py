@@ -6,7 +6,8 @@ transaction-pooling proxy (PgBouncer, RDS Proxy, ProxySQL) and Galera cannot hon
 unique constraint needs no lock: the store writes the SHA-256 of the save rule's criteria
 into ``save_key`` on such inserts, and of two racing inserts one wins. Existing rows keep
 NULL (NULLs never collide). Either step is skipped when it is already there, so an
-interrupted upgrade can run again.
+interrupted upgrade, or one on a restored table without its version table, can run again
+(see ``zoho_sa_store.migration_ops``).
 
 Revision ID: 0002
 Revises: 0001
@@ -17,6 +18,13 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+from zoho_sa_store.migration_ops import (
+    add_column_if_missing,
+    create_unique_if_missing,
+    drop_column_if_exists,
+    drop_unique_if_exists,
+)
 
 revision: str = "0002"
 down_revision: str | Sequence[str] | None = "0001"
@@ -32,23 +40,11 @@ def table_name() -> str:
 
 def upgrade() -> None:
     name = table_name()
-    inspector = sa.inspect(op.get_bind())
-    has_column = "save_key" in {c["name"] for c in inspector.get_columns(name)}
-    unique = f"uq_{name}_save_key"
-    has_unique = unique in {u["name"] for u in inspector.get_unique_constraints(name)} | {
-        i["name"] for i in inspector.get_indexes(name) if i.get("unique")
-    }
-    if has_column and has_unique:
-        return
-    with op.batch_alter_table(name) as batch:
-        if not has_column:
-            batch.add_column(sa.Column("save_key", sa.String(64), nullable=True))
-        if not has_unique:
-            batch.create_unique_constraint(unique, ["save_key"])
+    add_column_if_missing(name, sa.Column("save_key", sa.String(64), nullable=True))
+    create_unique_if_missing(name, f"uq_{name}_save_key", ["save_key"])
 
 
 def downgrade() -> None:
     name = table_name()
-    with op.batch_alter_table(name) as batch:
-        batch.drop_constraint(f"uq_{name}_save_key", type_="unique")
-        batch.drop_column("save_key")
+    drop_unique_if_exists(name, f"uq_{name}_save_key")
+    drop_column_if_exists(name, "save_key")
