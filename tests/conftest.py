@@ -28,7 +28,7 @@ SERVER_URLS = {
     ),
 }
 REQUIRE_VAR = "ZOHO_SA_STORE_REQUIRE_BACKENDS"
-pytest_plugins = ["tests.leakcheck"]
+pytest_plugins = ["tests.leakcheck", "tests.pgcluster"]
 BACKENDS = ("sqlite", "postgresql", "mysql")
 
 
