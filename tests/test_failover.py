@@ -94,6 +94,22 @@ class Outcome:
     promoted: float
     stored: dict[int, tuple[str, str]]
     """Per worker: the (access token, expiry) of its row on the promoted server."""
+    history: dict[int, set[int]]
+    """Per worker: the saves (their n) the promoted server holds, by :data:`HISTORY`."""
+
+
+HISTORY = """
+CREATE TABLE save_history (user_name text, access_token text, expiry_time text);
+CREATE FUNCTION record_save() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO save_history VALUES (NEW.user_name, NEW.access_token, NEW.expiry_time);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER record_save AFTER INSERT OR UPDATE ON oauthtoken
+    FOR EACH ROW EXECUTE FUNCTION record_save();
+"""
+"""Every row version a save commits, kept in the same transaction: the workers go on
+saving after the promotion, so the last row alone would hide a lost save."""
 
 
 def crash_and_promote(cluster: PgCluster) -> tuple[float, float]:
@@ -111,6 +127,7 @@ def run_failover(
     cluster.sql(cluster.primary, f"CREATE DATABASE {DATABASE}")
     url = cluster.url(DATABASE)
     upgrade(url)
+    cluster.sql(cluster.primary, HISTORY, DATABASE)
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
     processes = [
@@ -146,16 +163,21 @@ def run_failover(
             row = store.find_token(token(user(w)))
             assert row is not None, f"worker {w}'s row is missing on the promoted server"
             stored[w] = (row.get_access_token(), row.get_expires_in())
-    return Outcome(read_calls(out_dir), down, promoted, stored)
+    history: dict[int, set[int]] = {w: set() for w in range(WORKERS)}
+    query = "SELECT user_name, access_token, expiry_time FROM save_history"
+    for name, access, expires in cluster.sql(cluster.standby, query, DATABASE):
+        w = int(str(name)[1:].split("@")[0])
+        assert access == f"1000.w{w}.n{expires}", "a torn save"
+        history[w].add(int(str(expires)))
+    return Outcome(read_calls(out_dir), down, promoted, stored, history)
 
 
 def lost_saves(outcome: Outcome) -> dict[int, list[int]]:
-    """Per worker, the acknowledged saves (their n) newer than the promoted server's row."""
-    lost = {}
-    for w, (_, expires) in outcome.stored.items():
-        acked = [c.n for c in outcome.calls if c.worker == w and c.ok]
-        lost[w] = [n for n in acked if n > int(expires)]
-    return lost
+    """Per worker, the acknowledged saves (their n) the promoted server does not hold."""
+    return {
+        w: [c.n for c in outcome.calls if c.worker == w and c.ok and c.n not in saved]
+        for w, saved in outcome.history.items()
+    }
 
 
 def summary(outcome: Outcome) -> str:
@@ -198,6 +220,7 @@ def test_workers_follow_a_promoted_synchronous_standby(
     for w, (access, expires) in outcome.stored.items():
         assert access == f"1000.w{w}.n{expires}"
         assert int(expires) <= max(c.n for c in calls if c.worker == w)
+        assert int(expires) >= max(c.n for c in calls if c.worker == w and c.ok)
     assert lost_saves(outcome) == {key: [] for key in range(WORKERS)}
     # (c) calls fail only while no server takes writes (and those in flight at its edges)
     failed = [c for c in calls if not c.ok]
