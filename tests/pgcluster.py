@@ -25,8 +25,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import psycopg2
 import pytest
 
 from tests.conftest import REQUIRE_VAR
@@ -94,34 +94,35 @@ class PgCluster:
             raise RuntimeError(f"{program} {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
         return done.stdout
 
-    def start(self, node: Node) -> None:
-        t = str(int(TIMEOUT))
+    def pg_ctl(self, node: Node, action: str, *args: str) -> None:
+        """``pg_ctl start|stop|promote`` on ``node``, waiting at most :data:`TIMEOUT`."""
+        wait = ("-w", "-t", str(int(TIMEOUT)))
         try:
-            self.run("pg_ctl", "-D", str(node.datadir), "-l", str(node.log), "-w", "-t", t, "start")
+            self.run("pg_ctl", "-D", str(node.datadir), "-l", str(node.log), *wait, *args, action)
         except RuntimeError as error:
             raise RuntimeError(f"{error}\n{node.name} log:\n{node.log_tail()}") from None
 
+    def start(self, node: Node) -> None:
+        self.pg_ctl(node, "start")
+
     def stop(self, node: Node, mode: str = "immediate") -> None:
-        t = str(int(TIMEOUT))
-        self.run("pg_ctl", "-D", str(node.datadir), "-m", mode, "-w", "-t", t, "stop")
+        self.pg_ctl(node, "stop", "-m", mode)
 
     def promote(self) -> None:
         """Promote the standby; returns once it accepts writes."""
-        t = str(int(TIMEOUT))
-        self.run("pg_ctl", "-D", str(self.standby.datadir), "-w", "-t", t, "promote")
-
-    def dsn(self, node: Node, database: str = "postgres") -> str:
-        return f"host=127.0.0.1 port={node.port} user=postgres dbname={database} connect_timeout=5"
+        self.pg_ctl(self.standby, "promote")
 
     def url(self, database: str, *nodes: Node) -> str:
         """A SQLAlchemy URL for ``nodes`` (default: both, as one libpq multi-host URL)."""
         hosts = "&".join(f"host=127.0.0.1:{n.port}" for n in nodes or (self.primary, self.standby))
         return f"postgresql+psycopg2://postgres@/{database}?{hosts}&target_session_attrs=read-write"
 
-    def sql(
-        self, node: Node, statement: str, database: str = "postgres"
-    ) -> list[tuple[object, ...]]:
-        conn = psycopg2.connect(self.dsn(node, database))
+    def sql(self, node: Node, statement: str, database: str = "postgres") -> list[tuple[Any, ...]]:
+        """Run ``statement`` (autocommit) on ``node``; its rows."""
+        import psycopg2  # type: ignore[import-untyped]  # imported here: this module is a plugin
+
+        dsn = f"host=127.0.0.1 port={node.port} user=postgres dbname={database} connect_timeout=5"
+        conn = psycopg2.connect(dsn)
         try:
             conn.autocommit = True
             with conn.cursor() as cursor:
@@ -153,13 +154,6 @@ class PgCluster:
                     os.kill(int(pidfile.read_text().split()[0]), signal.SIGKILL)
 
 
-def _settings(**values: object) -> str:
-    return "".join(
-        f"{key} = {value!r}\n" if isinstance(value, str) else f"{key} = {value}\n"
-        for key, value in values.items()
-    )
-
-
 @contextmanager
 def pg_cluster_running(synchronous: bool = True) -> Iterator[PgCluster]:
     """A running primary and a streaming standby; both stopped and removed on exit."""
@@ -180,29 +174,21 @@ def pg_cluster_running(synchronous: bool = True) -> Iterator[PgCluster]:
         Node("standby", root / "standby", free_port()),
         synchronous,
     )
-    common = {
-        "listen_addresses": "127.0.0.1",
-        "unix_socket_directories": str(root),
-        "shared_buffers": "16MB",
-        "max_connections": 40,
-        "fsync": "off",
-        "full_page_writes": "off",
-        "synchronous_commit": "on",
-        "wal_level": "replica",
-        "max_wal_senders": 4,
-        "wal_keep_size": "64MB",
-        "hot_standby": "on",
-        "log_min_messages": "warning",
-    }
+    settings = (
+        f"listen_addresses = '127.0.0.1'\nunix_socket_directories = '{root}'\n"
+        "shared_buffers = '16MB'\nmax_connections = 40\nfsync = off\nfull_page_writes = off\n"
+        "wal_level = replica\nmax_wal_senders = 4\nwal_keep_size = '64MB'\n"
+        "synchronous_commit = on\nlog_min_messages = warning\n"
+    )
     try:
         cluster.run(
             "initdb", "-D", str(cluster.primary.datadir), "-U", "postgres", "-A", "trust",
             "--no-sync", "--no-instructions",
         )  # fmt: skip
         with (cluster.primary.datadir / "postgresql.conf").open("a") as conf:
-            conf.write(_settings(**common, port=cluster.primary.port))
+            conf.write(f"{settings}port = {cluster.primary.port}\n")
             if synchronous:
-                conf.write(_settings(synchronous_standby_names="standby"))
+                conf.write("synchronous_standby_names = 'standby'\n")
         cluster.start(cluster.primary)
         cluster.run(
             "pg_basebackup", "-h", "127.0.0.1", "-p", str(cluster.primary.port), "-U", "postgres",
@@ -212,8 +198,8 @@ def pg_cluster_running(synchronous: bool = True) -> Iterator[PgCluster]:
             # cluster_name is the walreceiver's application_name; once promoted, the standby
             # has no standby of its own to wait for
             conf.write(
-                _settings(port=cluster.standby.port, cluster_name="standby")
-                + _settings(synchronous_standby_names="")
+                f"port = {cluster.standby.port}\ncluster_name = 'standby'\n"
+                "synchronous_standby_names = ''\n"
             )
         cluster.start(cluster.standby)
         cluster.wait_streaming()

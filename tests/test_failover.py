@@ -166,9 +166,9 @@ def run_failover(
     history: dict[int, set[int]] = {w: set() for w in range(WORKERS)}
     query = "SELECT user_name, access_token, expiry_time FROM save_history"
     for name, access, expires in cluster.sql(cluster.standby, query, DATABASE):
-        w = int(str(name)[1:].split("@")[0])
+        w = int(name[1:].split("@")[0])
         assert access == f"1000.w{w}.n{expires}", "a torn save"
-        history[w].add(int(str(expires)))
+        history[w].add(int(expires))
     return Outcome(read_calls(out_dir), down, promoted, stored, history)
 
 
