@@ -157,9 +157,12 @@ class PgCluster:
 @contextmanager
 def pg_cluster_running(synchronous: bool = True) -> Iterator[PgCluster]:
     """A running primary and a streaming standby; both stopped and removed on exit."""
-    bindir = find_bindir()
+    bindir, message = find_bindir(), ""
     if bindir is None:
         message = f"PostgreSQL server binaries not found (set {BINDIR_VAR})"
+    elif os.geteuid() == 0 and "postgres" not in {u.pw_name for u in pwd.getpwall()}:
+        message = "PostgreSQL refuses to run as root, and there is no postgres OS user"
+    if bindir is None or message:
         if os.environ.get(REQUIRE_VAR):
             pytest.fail(f"{message}; {REQUIRE_VAR} is set", pytrace=False)
         pytest.skip(message)
