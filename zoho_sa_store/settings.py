@@ -43,8 +43,9 @@ KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT = 30, 10, 3
 MYSQL_READ_TIMEOUT_S = 60
 """Seconds a MySQL/MariaDB client waits for any answer (PyMySQL's read/write timeouts)."""
 WRITE_TIMEOUT_S = 30
-"""Longest a writing transaction's statement may run (waits for locks or replication
-included) on PostgreSQL (``SET LOCAL statement_timeout``) and MariaDB (``max_statement_time``)."""
+"""Longest a writing transaction's statement may run, lock waits included, on PostgreSQL
+(``statement_timeout``, transaction-local) and MariaDB (``max_statement_time``). PostgreSQL
+stops this timer before ``COMMIT``, so it does not bound a wait for a synchronous standby."""
 log = logging.getLogger(__name__)
 
 MAX_TABLE_NAME_LENGTH = 29
