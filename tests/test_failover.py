@@ -229,3 +229,30 @@ def test_workers_follow_a_promoted_synchronous_standby(
     assert not outside, f"{len(outside)} calls failed outside the outage: " + ", ".join(
         f"w{c.worker} n{c.n} at {c.end - promoted:+.2f} s" for c in outside
     )
+
+
+@pytest.mark.slow
+def test_a_save_waiting_for_a_missing_synchronous_standby_fails_in_bounded_time(
+    pg_cluster: PgCluster,
+) -> None:
+    """PostgreSQL's statement timeout stops before COMMIT; the store's write timeout does not."""
+    pg_cluster.sql(pg_cluster.primary, f"CREATE DATABASE {DATABASE}")
+    url = pg_cluster.url(DATABASE, pg_cluster.primary)
+    upgrade(url)
+    with SQLAlchemyTokenStore(url, refresh=False, write_timeout=2) as store:
+        saved = token("ann@example.com", access="1000.before", refresh="1000.r")
+        store.save_token(saved)
+        pg_cluster.stop(pg_cluster.standby, "fast")
+        for stale in (
+            token("ann@example.com", access="1000.waiting"),  # a transaction: upsert
+            token(id=saved.get_id(), access="1000.waiting"),  # one autocommitted UPDATE
+        ):
+            began = time.monotonic()
+            with pytest.raises(TokenStoreError, match="write timeout"):
+                store.save_token(stale)
+            assert 1.5 < time.monotonic() - began < 6
+        assert store.find_token(token("ann@example.com")) is not None  # lookups go on
+        pg_cluster.start(pg_cluster.standby)
+        pg_cluster.wait_streaming()
+        store.save_token(token("ann@example.com", access="1000.after"))
+        assert store.find_token_by_id(saved.get_id()).get_access_token() == "1000.after"

@@ -10,6 +10,12 @@ the whole pool, as SQLAlchemy's own ``Connection`` does, so every connection ope
 that moment is replaced at its next checkout instead of failing a call; the call is then run
 once more, on a connection opened after the failure. Only a call whose fresh connection
 fails too (the server is really away) fails. Nothing is added to the hot path: no pre-ping.
+
+Bounded writes: every call that writes is bounded by ``write_timeout``. Its statements carry
+a server-side statement timeout; on PostgreSQL a timer also cancels the call's query when
+the whole call (``COMMIT`` included: a wait for a synchronous standby is not bounded by the
+statement timeout) outlives it. Such a call fails, and its connection is discarded so that a
+late cancel request cannot reach the pool's next user.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, inspect
@@ -26,7 +32,12 @@ from sqlalchemy.pool import PoolProxiedConnection, StaticPool
 
 from zoho_sa_store.errors import TokenStoreError, driver_code, store_error
 from zoho_sa_store.refresh import RefreshError
-from zoho_sa_store.settings import AUTOCOMMIT_ENGINES, ONE_STATEMENT, write_transaction
+from zoho_sa_store.settings import (
+    AUTOCOMMIT_ENGINES,
+    ONE_STATEMENT,
+    WRITE_TIMEOUT_S,
+    write_transaction,
+)
 
 log = logging.getLogger("zoho_sa_store.store")
 T = TypeVar("T")
@@ -48,11 +59,15 @@ class Runner:
     Args:
         engine: the store's engine.
         table_name: the token table (named in the "run the migrations" error).
+        write_timeout: seconds each writing call may take (None: unbounded).
     """
 
-    def __init__(self, engine: Engine, table_name: str) -> None:
+    def __init__(
+        self, engine: Engine, table_name: str, write_timeout: float | None = WRITE_TIMEOUT_S
+    ) -> None:
         self.engine = engine
         self.table_name = table_name
+        self.write_timeout = write_timeout
         self._commits_itself = engine in AUTOCOMMIT_ENGINES
         # sqlite:///:memory: has one connection for all threads: they take turns
         shared = isinstance(engine.pool, StaticPool)
@@ -61,14 +76,20 @@ class Runner:
         )
 
     @contextmanager
-    def transaction(self, write: bool, lock_timeout: float | None) -> Iterator[Connection]:
-        with self._one_at_a_time, self.engine.connect() as conn:
+    def transaction(
+        self, write: bool, lock_timeout: float | None, deadline: float | None
+    ) -> Iterator[Connection]:
+        with (
+            self._one_at_a_time,
+            self.engine.connect() as conn,
+            cancel_after(conn, deadline),
+        ):
             if not write and lock_timeout is None:
                 yield conn.execution_options(**{ONE_STATEMENT: True})  # no BEGIN/COMMIT
                 if not self._commits_itself:
                     conn.commit()  # an engine of the caller's, in the driver's transactions
                 return
-            with write_transaction(conn, lock_timeout) as writing:
+            with write_transaction(conn, lock_timeout, self.write_timeout) as writing:
                 yield writing
 
     def run(
@@ -79,8 +100,13 @@ class Runner:
         write: bool = False,
         lock_timeout: float | None = None,
         may_retry: Callable[[], bool] = lambda: True,
+        writes: bool | None = None,
+        extra_time: float = 0.0,
     ) -> T:
         """Run ``work`` in one transaction; wrap any database failure as TokenStoreError.
+
+        A call that writes (``writes``, by default ``write``) is bounded by the runner's
+        ``write_timeout`` plus ``extra_time`` seconds (a refresh's HTTP call and lock wait).
 
         A connection found dead (SQLAlchemy then invalidates the whole pool) is replaced and
         the call run once more, if ``may_retry()`` says so: every method is idempotent and
@@ -88,9 +114,13 @@ class Runner:
         before its request was sent (it must not call Zoho twice).
         """
         retry = True
+        bounded = write if writes is None else writes
+        deadline = None
+        if bounded and self.write_timeout is not None:
+            deadline = self.write_timeout + extra_time
         while True:
             try:
-                with self.transaction(write, lock_timeout) as conn:
+                with self.transaction(write, lock_timeout, deadline) as conn:
                     return work(conn)
             except DBAPIError as error:
                 if retry and error.connection_invalidated and may_retry():
@@ -179,3 +209,45 @@ def invalidate_pool(engine: Engine, raw: PoolProxiedConnection, error: BaseExcep
     that killed one has killed them all.
     """
     engine.pool._invalidate(raw, error)
+
+
+@contextmanager
+def cancel_after(conn: Connection, seconds: float | None) -> Iterator[None]:
+    """On PostgreSQL, cancel the connection's query if the block outlives ``seconds``.
+
+    A cancelled ``COMMIT`` that waits for a synchronous standby is reported by PostgreSQL as
+    a success (committed locally, not yet replicated): the block is failed all the same,
+    with :class:`TimeoutError`, and the connection discarded (a cancel request that arrives
+    late must not cancel the next user's statement). Elsewhere a no-op: MySQL/MariaDB
+    waits are bounded by the driver's read timeout, SQLite's by its busy timeout.
+
+    Raises:
+        TimeoutError: the block outlived ``seconds``.
+    """
+    if seconds is None or conn.dialect.name != "postgresql":
+        yield
+        return
+    dbapi: Any = conn.connection.dbapi_connection
+    fired = threading.Event()
+
+    def cancel() -> None:
+        fired.set()
+        with suppress(Exception):  # the connection may be gone already
+            (getattr(dbapi, "cancel_safe", None) or dbapi.cancel)()  # psycopg 3, psycopg2
+
+    timer = threading.Timer(seconds, cancel)
+    timer.daemon = True
+    timer.start()
+    message = f"no answer from the database within {seconds:g} s (write timeout)"
+    try:
+        yield
+    except BaseException as error:
+        timer.cancel()
+        if fired.is_set():
+            conn.invalidate()
+            raise TimeoutError(message) from error
+        raise
+    timer.cancel()
+    if fired.is_set():
+        conn.invalidate()
+        raise TimeoutError(f"{message}; it may have been committed on the primary only")

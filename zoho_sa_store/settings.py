@@ -42,10 +42,10 @@ KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT = 30, 10, 3
 """TCP keepalives on PostgreSQL connections: a dead peer is noticed within about a minute."""
 MYSQL_READ_TIMEOUT_S = 60
 """Seconds a MySQL/MariaDB client waits for any answer (PyMySQL's read/write timeouts)."""
-WRITE_TIMEOUT_S = 30
-"""Longest a writing transaction's statement may run, lock waits included, on PostgreSQL
-(``statement_timeout``, transaction-local) and MariaDB (``max_statement_time``). PostgreSQL
-stops this timer before ``COMMIT``, so it does not bound a wait for a synchronous standby."""
+WRITE_TIMEOUT_S = 30.0
+"""The store's default bound, in seconds, on each of its writes (see
+:class:`zoho_sa_store.runner.Runner`): each statement on the server (``statement_timeout``,
+``max_statement_time``), and on PostgreSQL the whole call, ``COMMIT`` included."""
 log = logging.getLogger(__name__)
 
 MAX_TABLE_NAME_LENGTH = 29
@@ -288,17 +288,22 @@ def configure_sqlite(engine: Engine, *, memory: bool = False) -> None:
 
 
 @contextmanager
-def write_transaction(conn: Connection, lock_timeout: float | None = None) -> Iterator[Connection]:
+def write_transaction(
+    conn: Connection,
+    lock_timeout: float | None = None,
+    statement_timeout: float | None = None,
+) -> Iterator[Connection]:
     """Begin a writing transaction whose waits are bounded.
 
     ``lock_timeout`` (seconds, or None for the server's own) bounds waits for row locks:
     SQLite: ``BEGIN IMMEDIATE`` under a busy timeout of ``lock_timeout`` (the default one is
-    restored afterwards); PostgreSQL: ``SET LOCAL lock_timeout``; MySQL/MariaDB:
-    ``innodb_lock_wait_timeout`` (whole seconds, at least 1). Every statement of the
-    transaction is also bounded by :data:`WRITE_TIMEOUT_S`: ``SET LOCAL statement_timeout``
-    on PostgreSQL, ``max_statement_time`` on MariaDB. PostgreSQL's settings are ``LOCAL``:
-    they end with the transaction, as a transaction-pooling proxy requires; MySQL has no
-    transaction-scoped setting, and sets the same values on every transaction.
+    restored afterwards); PostgreSQL: ``lock_timeout``; MySQL/MariaDB:
+    ``innodb_lock_wait_timeout`` (whole seconds, at least 1). ``statement_timeout`` (seconds,
+    or None: unbounded) bounds each statement: ``statement_timeout`` on PostgreSQL,
+    ``max_statement_time`` on MariaDB. PostgreSQL's settings are transaction-local
+    (``set_config(..., true)``): they end with the transaction, as a transaction-pooling
+    proxy requires; MySQL has no transaction-scoped setting, and every transaction sets
+    its own values.
     """
     conn = conn.execution_options(**{WRITE: True})
     name = conn.dialect.name
@@ -316,16 +321,16 @@ def write_transaction(conn: Connection, lock_timeout: float | None = None) -> It
         return
     with conn.begin():
         if name == "postgresql":
-            # set_config(..., true) is SET LOCAL, as one statement with both values
             lock_ms = 0 if lock_timeout is None else int(lock_timeout * 1000)
+            statement_ms = 0 if statement_timeout is None else int(statement_timeout * 1000)
             conn.exec_driver_sql(
-                f"SELECT set_config('statement_timeout', '{WRITE_TIMEOUT_S * 1000}ms', true), "
+                f"SELECT set_config('statement_timeout', '{statement_ms}ms', true), "
                 f"set_config('lock_timeout', '{lock_ms}ms', true)"
             )
         elif name in ("mysql", "mariadb"):
             wait = 50 if lock_timeout is None else max(1, math.ceil(lock_timeout))
             settings = [f"innodb_lock_wait_timeout = {wait}"]
             if getattr(conn.dialect, "is_mariadb", False):
-                settings.append(f"max_statement_time = {WRITE_TIMEOUT_S}")
+                settings.append(f"max_statement_time = {statement_timeout or 0}")
             conn.exec_driver_sql("SET SESSION " + ", SESSION ".join(settings))
         yield conn

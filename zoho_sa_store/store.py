@@ -35,7 +35,12 @@ from zoho_sa_store.model import DEFAULT_TABLE_NAME, NAMING_CONVENTION, OAuthToke
 from zoho_sa_store.refresh import Refresher, RefreshPolicy, RefreshStep
 from zoho_sa_store.rules import SAVE_RULES, Lookup, lookup, save_key
 from zoho_sa_store.runner import LostRace, Runner, retryable
-from zoho_sa_store.settings import check_table_name, make_engine, new_pool_after_fork
+from zoho_sa_store.settings import (
+    WRITE_TIMEOUT_S,
+    check_table_name,
+    make_engine,
+    new_pool_after_fork,
+)
 from zoho_sa_store.statements import Statements
 from zoho_sa_store.tokens import (
     TokenFields,
@@ -63,12 +68,15 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         table_name: the table's name (letters, digits, underscores).
         refresh: coordinated refresh (see :meth:`find_token`): True (the default policy:
             60 s window), False (off), or a :class:`~zoho_sa_store.refresh.RefreshPolicy`.
+        write_timeout: seconds each save or delete may take, ``COMMIT`` included (a
+            refresh: this plus its HTTP and lock timeouts); None: unbounded. Past it the
+            call raises :class:`TokenStoreError`. Default 30.
         **engine_options: ``create_engine`` options that replace the defaults of
             :func:`zoho_sa_store.settings.engine_options`.
 
     Raises:
         TypeError: both ``engine`` and ``url``/options given, or arguments of a wrong type.
-        ValueError: an invalid ``table_name``.
+        ValueError: an invalid ``table_name`` or ``write_timeout``.
 
     The table is made by the migrations (``alembic upgrade head`` or
     :func:`zoho_sa_store.upgrade`); the store never checks the schema on the hot path, and a
@@ -82,9 +90,18 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         engine: Engine | None = None,
         table_name: str = DEFAULT_TABLE_NAME,
         refresh: RefreshPolicy | bool = True,
+        write_timeout: float | None = WRITE_TIMEOUT_S,
         **engine_options: Any,
     ) -> None:
         self.table_name = check_table_name(table_name)
+        if write_timeout is not None and (
+            isinstance(write_timeout, bool)
+            or not isinstance(write_timeout, (int, float))
+            or not 0 < write_timeout < 86_400
+        ):
+            raise ValueError(
+                f"write_timeout must be a number of seconds or None, not {write_timeout!r}"
+            )
         self._refresher = Refresher(refresh)
         if engine is not None:
             if url is not None or engine_options:
@@ -99,7 +116,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             else token_table(MetaData(naming_convention=NAMING_CONVENTION), table_name)
         )
         self._sql = Statements(self.table, self.engine.dialect)
-        self._db = Runner(self.engine, self.table_name)
+        self._db = Runner(self.engine, self.table_name, write_timeout)
         new_pool_after_fork(self.engine)  # also for an engine of the caller's
         if not self.engine.hide_parameters:
             log.warning("the engine does not hide parameters: errors may show token values")
@@ -188,7 +205,8 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             raise ValueError("nothing to store: the token has no access, refresh or grant token")
         if fields.id is not None:  # the SDK's save after a refresh: one UPDATE, no transaction
             values, row_id = _saved_values(fields), fields.id
-            if self._db.run("save_token", lambda conn: self._update(conn, row_id, values)):
+            update = functools.partial(self._update, row_id=row_id, values=values)
+            if self._db.run("save_token", update, writes=True):
                 return
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
@@ -288,11 +306,14 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             self._update(conn, row_id, {**values, "saved_at": time.time_ns() // 1000})
             return replace(current, **values)
 
+        policy = self._refresher.policy
         return self._db.run(
             "refresh",
             locked,
-            lock_timeout=self._refresher.policy.lock_timeout,
+            lock_timeout=policy.lock_timeout,
             may_retry=lambda: not asked_zoho,  # never a second request to Zoho
+            writes=True,
+            extra_time=policy.lock_timeout + policy.http_timeout,
         )
 
     # -- statements ---------------------------------------------------------------------
