@@ -17,9 +17,9 @@ from alembic import context
 from sqlalchemy import Connection, MetaData
 from sqlalchemy.pool import NullPool
 
-from zoho_sa_store.migrate import version_table
+from zoho_sa_store.migrate import migration_lock, version_table
 from zoho_sa_store.model import DEFAULT_TABLE_NAME, NAMING_CONVENTION, token_table
-from zoho_sa_store.settings import URL_ENV_VAR, check_table_name, make_engine
+from zoho_sa_store.settings import URL_ENV_VAR, WRITE, check_table_name, make_engine
 
 config = context.config
 if config.config_file_name is not None and "connection" not in config.attributes:
@@ -58,7 +58,7 @@ def database_url() -> str | None:
 
 def run_on(connection: Connection) -> None:
     context.configure(connection=connection, **options)
-    with context.begin_transaction():
+    with context.begin_transaction(), migration_lock(connection, table_name):
         context.run_migrations()
 
 
@@ -72,6 +72,6 @@ else:
     engine = make_engine(database_url(), poolclass=NullPool)
     try:
         with engine.connect() as conn:
-            run_on(conn)
+            run_on(conn.execution_options(**{WRITE: True}))  # SQLite: BEGIN IMMEDIATE
     finally:
         engine.dispose()
