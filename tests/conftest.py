@@ -105,6 +105,14 @@ def server_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 
 
 @pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The migrated PostgreSQL test database alone (reached directly), for what only runs there."""
+    url = backend_or_skip("postgresql", tmp_path_factory.mktemp("postgresql"))
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
 def mysql_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The migrated MySQL/MariaDB test database alone, for what only runs there."""
     url = backend_or_skip("mysql", tmp_path_factory.mktemp("mysql"))
