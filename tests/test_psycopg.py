@@ -1,6 +1,14 @@
-"""psycopg 3 (``postgresql+psycopg://``): what differs from psycopg2."""
+"""psycopg 3 (``postgresql+psycopg://``): what differs from psycopg2.
+
+psycopg 3 prepares a statement on the server once it has run 5 times on a connection;
+through PgBouncer in transaction mode its next run may reach a server connection that never
+prepared it. The store's engines prepare nothing unless asked (tests/test_concurrency.py
+runs through PgBouncer with both drivers).
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, make_url
@@ -8,8 +16,34 @@ from sqlalchemy.exc import DBAPIError
 
 from zoho_sa_store.errors import driver_code, store_error
 from zoho_sa_store.runner import retryable
+from zoho_sa_store.settings import make_engine
 
 pytest.importorskip("psycopg")
+
+
+@pytest.mark.parametrize(
+    ("options", "threshold"),
+    [
+        ({}, None),
+        ({"connect_args": {"prepare_threshold": 5}}, 5),  # opted in, on a direct connection
+        ({"connect_args": {"connect_timeout": 3}}, None),  # the caller's args join ours
+    ],
+)
+def test_prepare_threshold(
+    postgres_url: str, options: dict[str, Any], threshold: int | None
+) -> None:
+    engine = make_engine(make_url(postgres_url).set(drivername="postgresql+psycopg"), **options)
+    try:
+        raw = engine.raw_connection()
+        try:
+            assert raw.driver_connection.prepare_threshold == threshold  # type: ignore[union-attr]
+            timeout = options.get("connect_args", {}).get("connect_timeout")
+            if timeout is not None:
+                assert f"connect_timeout={timeout}" in raw.driver_connection.info.dsn  # type: ignore[union-attr]
+        finally:
+            raw.close()
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.parametrize("driver", ["postgresql+psycopg2", "postgresql+psycopg"])
