@@ -4,6 +4,14 @@ Server URLs come from ``ZOHO_SA_STORE_TEST_POSTGRES_URL`` and
 ``ZOHO_SA_STORE_TEST_MYSQL_URL`` (local defaults below; the databases are created when
 missing). An unreachable server skips its tests, unless ``ZOHO_SA_STORE_REQUIRE_BACKENDS``
 is set (CI sets it): then it fails them.
+
+Modules marked ``pytest.mark.pooled`` also run through PgBouncer in transaction pooling
+mode (``ZOHO_SA_STORE_TEST_PGBOUNCER_URL``, started by ``.ci/pgbouncer``), where one
+client's consecutive transactions may run on different server connections: backend
+"pgbouncer" with psycopg2, "pgbouncer-psycopg" with psycopg 3. Their database is their
+own (``zoho_sa_store_test_pgbouncer``, so they never meet the "postgresql" backend's rows
+or locks), on the server of the "postgresql" backend: there it is created, and reached
+directly by :func:`direct_url`.
 """
 
 from __future__ import annotations
@@ -26,15 +34,32 @@ SERVER_URLS = {
         "ZOHO_SA_STORE_TEST_MYSQL_URL",
         "mysql+pymysql://root@127.0.0.1:3306/zoho_sa_store_test",
     ),
+    "pgbouncer": (
+        "ZOHO_SA_STORE_TEST_PGBOUNCER_URL",
+        "postgresql+psycopg2://postgres@127.0.0.1:6432/zoho_sa_store_test_pgbouncer",
+    ),
 }
 REQUIRE_VAR = "ZOHO_SA_STORE_REQUIRE_BACKENDS"
 pytest_plugins = ["tests.leakcheck", "tests.pgcluster"]
 BACKENDS = ("sqlite", "postgresql", "mysql")
+POOLED = {"pgbouncer": "postgresql+psycopg2", "pgbouncer-psycopg": "postgresql+psycopg"}
+"""The backends (and their drivers) that modules marked ``pytest.mark.pooled`` also run on."""
 
 
 def configured_url(backend: str) -> URL:
+    if backend in POOLED:
+        variable, default = SERVER_URLS["pgbouncer"]
+        return make_url(os.environ.get(variable) or default).set(drivername=POOLED[backend])
     variable, default = SERVER_URLS[backend]
     return make_url(os.environ.get(variable) or default)
+
+
+def direct_url(backend: str) -> URL:
+    """The URL of ``backend``'s database on the server itself (for PgBouncer: past it)."""
+    if backend in POOLED:
+        database = configured_url(backend).database
+        return configured_url("postgresql").set(database=database)
+    return configured_url(backend)
 
 
 def ensure_database(url: URL) -> None:
@@ -55,6 +80,16 @@ def ensure_database(url: URL) -> None:
         engine.dispose()
 
 
+def answers(url: URL) -> None:
+    """Run ``SELECT 1`` at ``url`` (raises if it cannot be reached)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    finally:
+        engine.dispose()
+
+
 _unavailable: dict[str, str] = {}
 
 
@@ -65,7 +100,9 @@ def backend_or_skip(backend: str, tmp_dir: Path) -> str:
     url = configured_url(backend)
     if backend not in _unavailable:
         try:
-            ensure_database(url)
+            ensure_database(direct_url(backend))
+            if backend in POOLED:
+                answers(url)
         except Exception as error:  # any driver's "cannot connect"
             _unavailable[backend] = f"{type(error).__name__}: {error}"
     if backend in _unavailable:
@@ -88,9 +125,17 @@ def fresh_sdk() -> Iterator[None]:
     Initializer.LOCAL.init = None
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``backend_url`` (and so ``store``) runs on every backend; on PgBouncer too when marked."""
+    if "backend_url" in metafunc.fixturenames:
+        pooled = metafunc.definition.get_closest_marker("pooled") is not None
+        backends = BACKENDS + tuple(POOLED) if pooled else BACKENDS
+        metafunc.parametrize("backend_url", backends, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
 def backend_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A migrated test database on each backend (its URL)."""
+    """A migrated test database on each backend (its URL); see pytest_generate_tests."""
     url = backend_or_skip(request.param, tmp_path_factory.mktemp(request.param))
     upgrade(url)
     return url
@@ -105,11 +150,28 @@ def server_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 
 
 @pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The migrated PostgreSQL test database alone (reached directly), for what only runs there."""
+    url = backend_or_skip("postgresql", tmp_path_factory.mktemp("postgresql"))
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
 def mysql_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The migrated MySQL/MariaDB test database alone, for what only runs there."""
     url = backend_or_skip("mysql", tmp_path_factory.mktemp("mysql"))
     upgrade(url)
     return url
+
+
+@pytest.fixture
+def direct_backend_url(request: pytest.FixtureRequest, backend_url: str) -> str:
+    """``backend_url``'s database reached directly: past PgBouncer for the pooled backends."""
+    backend = request.node.callspec.params["backend_url"]
+    if backend not in POOLED:
+        return backend_url
+    return direct_url(backend).render_as_string(hide_password=False)
 
 
 @pytest.fixture

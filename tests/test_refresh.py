@@ -21,7 +21,7 @@ from zoho_sa_store.refresh import RefreshPolicy
 from zoho_sa_store.testing import ZohoStandIn
 from zoho_sa_store.tokens import TokenFields
 
-pytestmark = pytest.mark.usefixtures("fresh_sdk")
+pytestmark = [pytest.mark.usefixtures("fresh_sdk"), pytest.mark.pooled]
 
 CLIENT = {"client_id": CLIENT_A[0], "client_secret": CLIENT_A[1]}
 WORKERS = 8

@@ -13,6 +13,8 @@ from zohocrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
 from tests.factories import CLIENT_A, CLIENT_B, token, values
 from zoho_sa_store import SQLAlchemyTokenStore, TokenStoreError
 
+pytestmark = pytest.mark.pooled
+
 
 def row_count(store: SQLAlchemyTokenStore) -> int:
     with store.engine.connect() as conn:

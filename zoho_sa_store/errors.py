@@ -34,9 +34,10 @@ class TokenStoreError(SDKException):  # type: ignore[misc]
 def driver_code(error: BaseException) -> str | None:
     """The driver's error code (PostgreSQL SQLSTATE, MySQL errno), never its message."""
     orig = getattr(error, "orig", None)
-    pgcode = getattr(orig, "pgcode", None)
-    if isinstance(pgcode, str):
-        return pgcode
+    for attribute in ("pgcode", "sqlstate"):  # psycopg2, psycopg 3
+        pgcode = getattr(orig, attribute, None)
+        if isinstance(pgcode, str):
+            return pgcode
     args = getattr(orig, "args", ())
     if args and isinstance(args[0], int):
         return str(args[0])
