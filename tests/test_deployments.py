@@ -248,8 +248,6 @@ def test_a_silent_host_fails_fast(silent_server: int, scheme: str) -> None:
 
 
 def test_engine_of_the_callers_own_gets_a_new_pool_in_children(backend_url: str) -> None:
-    if backend_url.startswith("sqlite"):
-        pytest.skip("covered above; SQLite files need no server connection")
     engine = make_engine(backend_url)
     store = SQLAlchemyTokenStore(engine=engine)
     try:
