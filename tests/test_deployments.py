@@ -264,3 +264,32 @@ def test_engine_of_the_callers_own_gets_a_new_pool_in_children(backend_url: str)
         assert store.find_token(token("nobody@example.com")) is None
     finally:
         engine.dispose()
+
+
+def test_write_timeout_bounds_a_wait_for_sqlites_write_lock(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'tokens.db'}"
+    from zoho_sa_store import upgrade
+
+    upgrade(url)
+    with SQLAlchemyTokenStore(url, write_timeout=1) as store:
+        saved = token("ann@example.com", access="1000.a")
+        store.save_token(saved)
+        blocker = create_engine(url, isolation_level=None)
+        with blocker.connect() as conn:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            for stale in (token("ann@example.com", access="1000.b"), token(id=saved.get_id())):
+                stale.set_access_token("1000.b")
+                began = time.monotonic()
+                with pytest.raises(TokenStoreError, match="SQLITE_BUSY"):
+                    store.save_token(stale)
+                assert 0.8 < time.monotonic() - began < 5
+            conn.exec_driver_sql("ROLLBACK")
+        blocker.dispose()
+        store.save_token(token("ann@example.com", access="1000.c"))  # the default is back
+        assert store.find_token_by_id(saved.get_id()).get_access_token() == "1000.c"
+
+
+@pytest.mark.parametrize("value", [0, -1, True, "5", 10**6])
+def test_write_timeout_rejects_bad_values(value: Any) -> None:
+    with pytest.raises(ValueError, match="write_timeout"):
+        SQLAlchemyTokenStore("sqlite:///:memory:", write_timeout=value)

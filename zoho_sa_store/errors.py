@@ -32,9 +32,10 @@ class TokenStoreError(SDKException):  # type: ignore[misc]
 
 
 def driver_code(error: BaseException) -> str | None:
-    """The driver's error code (PostgreSQL SQLSTATE, MySQL errno), never its message."""
+    """The driver's error code (PostgreSQL SQLSTATE, MySQL errno, SQLite's error name such as
+    ``SQLITE_BUSY``), never its message."""
     orig = getattr(error, "orig", None)
-    for attribute in ("pgcode", "sqlstate"):  # psycopg2, psycopg 3
+    for attribute in ("pgcode", "sqlstate", "sqlite_errorname"):  # psycopg2/3, sqlite3
         pgcode = getattr(orig, attribute, None)
         if isinstance(pgcode, str):
             return pgcode

@@ -36,6 +36,7 @@ from zoho_sa_store.settings import (
     AUTOCOMMIT_ENGINES,
     ONE_STATEMENT,
     WRITE_TIMEOUT_S,
+    sqlite_busy_timeout,
     write_transaction,
 )
 
@@ -85,9 +86,10 @@ class Runner:
             cancel_after(conn, deadline),
         ):
             if not write and lock_timeout is None:
-                yield conn.execution_options(**{ONE_STATEMENT: True})  # no BEGIN/COMMIT
-                if not self._commits_itself:
-                    conn.commit()  # an engine of the caller's, in the driver's transactions
+                with sqlite_busy_timeout(conn, deadline):
+                    yield conn.execution_options(**{ONE_STATEMENT: True})  # no BEGIN/COMMIT
+                    if not self._commits_itself:
+                        conn.commit()  # an engine of the caller's, in its driver's transaction
                 return
             with write_transaction(conn, lock_timeout, self.write_timeout) as writing:
                 yield writing

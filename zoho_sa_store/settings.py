@@ -288,6 +288,25 @@ def configure_sqlite(engine: Engine, *, memory: bool = False) -> None:
 
 
 @contextmanager
+def sqlite_busy_timeout(conn: Connection, seconds: float | None) -> Iterator[None]:
+    """On SQLite, wait at most ``seconds`` for another writer's lock inside the block.
+
+    The default busy timeout (:data:`SQLITE_BUSY_TIMEOUT_MS`) is restored afterwards; None,
+    or another dialect: nothing changes.
+    """
+    if seconds is None or conn.dialect.name != "sqlite":
+        yield
+        return
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    raw.execute(f"PRAGMA busy_timeout={int(seconds * 1000)}")
+    try:
+        yield
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+
+
+@contextmanager
 def write_transaction(
     conn: Connection,
     lock_timeout: float | None = None,
@@ -307,21 +326,14 @@ def write_transaction(
     """
     conn = conn.execution_options(**{WRITE: True})
     name = conn.dialect.name
-    if name == "sqlite":
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        if lock_timeout is not None:
-            raw.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
-        try:
-            with conn.begin():
-                yield conn
-        finally:
-            if lock_timeout is not None:
-                raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    if name == "sqlite":  # the write lock is all a writer waits for: the busy timeout
+        wait = lock_timeout if lock_timeout is not None else statement_timeout
+        with sqlite_busy_timeout(conn, wait), conn.begin():
+            yield conn
         return
     with conn.begin():
-        if name == "postgresql":
-            lock_ms = 0 if lock_timeout is None else int(lock_timeout * 1000)
+        if name == "postgresql":  # 0 means no limit there: a zero wait becomes 1 ms
+            lock_ms = 0 if lock_timeout is None else max(1, int(lock_timeout * 1000))
             statement_ms = 0 if statement_timeout is None else int(statement_timeout * 1000)
             conn.exec_driver_sql(
                 f"SELECT set_config('statement_timeout', '{statement_ms}ms', true), "
