@@ -1,14 +1,24 @@
-"""The wheel ships the migrations: upgrade() works from a plain, non-editable install."""
+"""The wheel ships the migrations and the licence: upgrade() works from a plain install.
+
+The wheel is built from a copy of the source tree in a temp dir: setuptools writes
+``build/`` and ``*.egg-info`` beside the sources it builds, and the clone stays clean.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+UNBUILT = shutil.ignore_patterns(
+    ".git", "build", "dist", "*.egg-info", "*venv", "__pycache__", ".*_cache", ".ci-*", "*.db*"
+)
 
 SMOKE = """
 import sys, zoho_sa_store
@@ -22,13 +32,23 @@ print(current(url))
 
 @pytest.mark.slow
 def test_upgrade_from_an_installed_wheel(tmp_path: Path) -> None:
-    wheels, target = tmp_path / "wheels", tmp_path / "site"
+    before = sorted(os.listdir(ROOT))
+    wheels, target, source = tmp_path / "wheels", tmp_path / "site", tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=UNBUILT)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(source)],
         check=True,
         capture_output=True,
     )
+    assert sorted(os.listdir(ROOT)) == before  # no build/, no egg-info left in the clone
+    assert not (ROOT / "build").exists() or "build" in before
     [wheel] = wheels.glob("zoho_sa_store-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        licences = [n for n in archive.namelist() if n.rsplit("/", 1)[-1] == "LICENSE"]
+        assert len(licences) == 1 and ".dist-info/" in licences[0], licences
+        assert archive.read(licences[0]) == (ROOT / "LICENSE").read_bytes()
+        [metadata] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        assert "Requires-Dist: zohocrmsdk8_0<8,>=7" in archive.read(metadata).decode()
     subprocess.run(
         [
             sys.executable,
@@ -58,3 +78,11 @@ def test_upgrade_from_an_installed_wheel(tmp_path: Path) -> None:
         check=True,
     )
     assert done.stdout.strip() == "0002"
+
+
+def test_licence_is_apache_2() -> None:
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert text.startswith("Copyright 2026 The zoho-sa-store authors\n")
+    assert "Apache License\n                           Version 2.0, January 2004" in text
+    assert text.rstrip().endswith("limitations under the License.")
+    assert 'license = "Apache-2.0"' in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
