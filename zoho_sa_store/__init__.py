@@ -1,8 +1,12 @@
 """A SQLAlchemy token store for the Zoho CRM Python SDK (``zohocrmsdk8_0``).
 
 Public names: :class:`SQLAlchemyTokenStore`, :class:`OAuthTokenRow`, :func:`upgrade`,
-:class:`TokenStoreError`, :class:`RefreshPolicy`, :func:`make_engine`.
+:class:`TokenStoreError`, :class:`RefreshPolicy`, :func:`make_engine`; ``__version__``, the
+installed distribution's version (pyproject.toml's ``version``).
 """
+
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
 from zoho_sa_store.errors import TokenStoreError
 from zoho_sa_store.migrate import current, upgrade
@@ -11,11 +15,17 @@ from zoho_sa_store.refresh import RefreshPolicy
 from zoho_sa_store.settings import make_engine
 from zoho_sa_store.store import SQLAlchemyTokenStore
 
+try:
+    __version__ = _version("zoho-sa-store")
+except PackageNotFoundError:  # a source tree on sys.path that was never installed
+    __version__ = "0+unknown"
+
 __all__ = [
     "OAuthTokenRow",
     "RefreshPolicy",
     "SQLAlchemyTokenStore",
     "TokenStoreError",
+    "__version__",
     "current",
     "make_engine",
     "upgrade",

@@ -33,7 +33,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy.exc import SQLAlchemyError
 
-from zoho_sa_store import admin, importers, migrate
+from zoho_sa_store import __version__, admin, importers, migrate
 from zoho_sa_store.errors import TokenStoreError
 from zoho_sa_store.model import DEFAULT_TABLE_NAME
 from zoho_sa_store.settings import URL_ENV_VAR, check_table_name, resolve_url
@@ -84,6 +84,7 @@ class Settings:
 
 
 @click.group()
+@click.version_option(__version__, prog_name="zoho-sa-store", message="%(prog)s %(version)s")
 @connection_options
 @click.pass_context
 def main(ctx: click.Context, url: str | None, table_name: str | None) -> None:
