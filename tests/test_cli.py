@@ -78,10 +78,13 @@ def test_database_failures_are_one_line_errors(tmp_path: Path) -> None:
     runner = CliRunner()
     missing = runner.invoke(main, ["--url", f"sqlite:///{tmp_path}/no/such/dir/t.db", "upgrade"])
     assert missing.exit_code == 1
-    assert missing.output.startswith("Error: OperationalError: unable to open database file")
+    assert missing.output.startswith(
+        "Error: upgrade failed (OperationalError): unable to open database file"
+    )
     assert len(missing.output.strip().splitlines()) == 1
     bogus = runner.invoke(main, ["--url", "bogus://", "current"])
-    assert bogus.exit_code == 1 and bogus.output.startswith("Error: NoSuchModuleError")
+    assert bogus.exit_code == 1
+    assert bogus.output.startswith("Error: current failed (NoSuchModuleError): Can't load plugin")
     revision = runner.invoke(main, ["--url", f"sqlite:///{tmp_path}/t.db", "upgrade", "nope"])
     assert revision.exit_code == 1 and "Can't locate revision" in revision.output
 

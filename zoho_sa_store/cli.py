@@ -23,18 +23,27 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote, quote_plus, unquote
 
 import click
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import URL
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from zoho_sa_store import __version__, admin, importers, migrate
-from zoho_sa_store.errors import TokenStoreError
+from zoho_sa_store.errors import (
+    TokenStoreError,
+    connection_failure,
+    driver_reason,
+    failure_message,
+)
 from zoho_sa_store.model import DEFAULT_TABLE_NAME
 from zoho_sa_store.settings import URL_ENV_VAR, check_table_name, resolve_url
 from zoho_sa_store.store import SQLAlchemyTokenStore
@@ -43,6 +52,8 @@ from zoho_sa_store.tokens import clean_id
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_ATTENTION = 3
 """``check``: not at head; an import: conflicts or invalid rows were reported."""
+MIGRATION_COMMANDS = frozenset({"upgrade", "current", "check"})
+"""Their failures print the driver's text for any statement: DDL and the version table."""
 
 
 def failures_as_messages(command: F) -> F:
@@ -52,13 +63,79 @@ def failures_as_messages(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except (TokenStoreError, importers.SourceError) as error:
+        except importers.SourceError as error:
             raise click.ClickException(str(error)) from error
-        except (SQLAlchemyError, CommandError) as error:
-            text = " ".join(str(getattr(error, "orig", None) or error).split())
-            raise click.ClickException(f"{type(error).__name__}: {text[:300]}") from error
+        except (TokenStoreError, SQLAlchemyError, CommandError) as error:
+            message = describe_failure(error, kwargs.get("url"), kwargs.get("source_url"))
+            raise click.ClickException(message) from error
 
     return wrapper  # type: ignore[return-value]
+
+
+def describe_failure(error: Exception, *urls: str | None) -> str:
+    """``<command> failed (<class> [<driver code>])``, and why when that names no value.
+
+    Why: the driver's text for a failure to connect or log in ("connection refused",
+    "password authentication failed", "Unknown database"), for SQLAlchemy's and Alembic's
+    own errors, and for any failure of a migration command; never for a statement on the
+    tokens, whose text may quote one. The passwords of the URLs in play are masked.
+    """
+    ctx = click.get_current_context()
+    operation = ctx.info_name or "command"
+    missing_table = None
+    if isinstance(error, TokenStoreError):
+        cause = error.cause
+        if error.operation is None or not isinstance(cause, Exception):
+            return str(error.error_message)  # a message of its own, e.g. an import's clash
+        missing_table = error.missing_table
+        error = cause
+    settings = ctx.find_object(Settings)
+    candidates = [*urls, settings.url if settings else None, os.environ.get(URL_ENV_VAR)]
+    shown = (
+        operation in MIGRATION_COMMANDS
+        or not isinstance(error, DBAPIError)
+        or connection_failure(error)
+    )
+    reason = driver_reason(error, _passwords(candidates)) if shown else None
+    return failure_message(operation, error, missing_table=missing_table, reason=reason)
+
+
+def _passwords(urls: Sequence[str | None]) -> set[str]:
+    """The passwords in ``urls``, as written (percent-encoded) and decoded."""
+    found: set[str] = set()
+    for text in urls:
+        try:
+            password = resolve_url(text).password if text else None
+        except (SQLAlchemyError, TypeError):
+            continue
+        if password:
+            found |= {str(password), quote(str(password), safe=""), quote_plus(str(password))}
+    return found
+
+
+def sqlite_file(url: str | URL | None) -> str | None:
+    """The file a SQLite ``url`` names; None for another database or an in-memory one."""
+    resolved = resolve_url(url)
+    database = resolved.database
+    if resolved.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if resolved.query.get("uri") in ("true", "1") and database.startswith("file:"):
+        path, _, query = database[len("file:") :].partition("?")
+        if "mode=memory" in query or not path:
+            return None
+        return unquote(path)
+    return database
+
+
+def require_database(url: str | None) -> None:
+    """Fail (exit 1) when ``url`` names a SQLite file that does not exist.
+
+    Only ``upgrade`` and ``demo`` create a database: every other command needs the table,
+    and connecting to a missing SQLite file would leave an empty one behind.
+    """
+    path = sqlite_file(url)
+    if path is not None and not Path(path).exists():
+        raise click.ClickException(f"no database at {path}")
 
 
 def connection_options(command: F, table_flag: str = "--table") -> F:
@@ -92,13 +169,16 @@ def main(ctx: click.Context, url: str | None, table_name: str | None) -> None:
     ctx.obj = Settings(url, table_name)
 
 
-def _settings(url: str | None, table_name: str | None) -> Settings:
+def _settings(url: str | None, table_name: str | None, *, existing: bool = False) -> Settings:
+    """The command's URL and table; with ``existing``, see :func:`require_database`."""
     settings: Settings = click.get_current_context().find_object(Settings) or Settings(None, None)
     merged = settings.merged(url, table_name)
     try:
         check_table_name(merged.table_name)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--table") from None
+    if existing:
+        require_database(merged.url)
     return merged
 
 
@@ -125,7 +205,7 @@ def upgrade(url: str | None, table_name: str | None, revision: str) -> None:
 @command()
 def current(url: str | None, table_name: str | None) -> None:
     """Print the schema's current revision (nothing before the first upgrade)."""
-    s = _settings(url, table_name)
+    s = _settings(url, table_name, existing=True)
     click.echo(migrate.current(s.url, table_name=s.table_name) or "")
 
 
@@ -156,14 +236,14 @@ def _token_id(value: str) -> str:
 
 def _store(url: str | None, table_name: str | None) -> SQLAlchemyTokenStore:
     """A store for the command (closed by ``with``); it never refreshes a token."""
-    s = _settings(url, table_name)
+    s = _settings(url, table_name, existing=True)
     return SQLAlchemyTokenStore(s.url, table_name=s.table_name, refresh=False)
 
 
 @command()
 def check(url: str | None, table_name: str | None) -> None:
     """Exit 0 if the schema is at head and matches the model, else 3."""
-    s = _settings(url, table_name)
+    s = _settings(url, table_name, existing=True)
     if migrate.check(s.url, table_name=s.table_name):
         click.echo(f"{s.table_name}: at head ({migrate.current(s.url, table_name=s.table_name)})")
         return
