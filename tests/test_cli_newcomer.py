@@ -144,3 +144,38 @@ def test_a_statement_failure_names_no_value(backend_url: str) -> None:
     )
     export = cli("export", "--url", backend_url, "--table", "zss_i11n_never_migrated")
     assert export.output.startswith("Error: export failed: table 'zss_i11n_never_migrated'")
+
+
+# -- the demo -----------------------------------------------------------------------------
+
+
+def test_demo_never_writes_to_the_configured_database(
+    store: SQLAlchemyTokenStore, backend_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --url: a throwaway SQLite file, not $ZOHO_SA_STORE_URL, not ./zohooauth.db."""
+    monkeypatch.chdir(tmp_path)
+    result = cli("demo", env={URL_ENV_VAR: backend_url})
+    assert result.exit_code == 0, result.output
+    assert store.get_tokens() == []
+    assert list(tmp_path.iterdir()) == []
+    first, second = result.output.splitlines()[:2]
+    match = re.fullmatch(r"database: sqlite:///(.*)/demo\.db", first)
+    assert match is not None, first
+    assert not Path(match[1]).exists()  # deleted at the end
+    assert second == (
+        "  a throwaway file, deleted at the end ($ZOHO_SA_STORE_URL is not used; see --url)"
+    )
+    assert "revoke(" in result.output
+
+
+def test_demo_output_fits_100_columns(backend_url: str) -> None:
+    for args in (("demo",), ("demo", "--url", backend_url)):
+        result = cli(*args)
+        assert result.exit_code == 0, result.output
+        lines = result.output.splitlines()
+        assert len(lines) > 10
+        too_wide = [line for line in lines if len(line) > 100]
+        assert not too_wide, too_wide
+        expiry = re.search(r"expiry_time=(.*)$", result.output, re.MULTILINE)
+        assert expiry is not None
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\dZ", expiry[1]), expiry[1]

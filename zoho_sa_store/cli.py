@@ -138,13 +138,12 @@ def require_database(url: str | None) -> None:
         raise click.ClickException(f"no database at {path}")
 
 
-def connection_options(command: F, table_flag: str = "--table") -> F:
+URL_HELP = f"Database URL (default: ${URL_ENV_VAR}, else sqlite:///zohooauth.db)."
+
+
+def connection_options(command: F, table_flag: str = "--table", url_help: str = URL_HELP) -> F:
     """``--url`` and ``--table``, accepted on the group and on each command."""
-    command = click.option(
-        "--url",
-        default=None,
-        help=f"Database URL (default: ${URL_ENV_VAR}, else sqlite:///zohooauth.db).",
-    )(command)
+    command = click.option("--url", default=None, help=url_help)(command)
     hint = "Token table name." if table_flag == "--table" else "Our token table's name."
     return click.option(table_flag, "table_name", default=None, help=hint)(command)
 
@@ -182,12 +181,14 @@ def _settings(url: str | None, table_name: str | None, *, existing: bool = False
     return merged
 
 
-def command(name: str | None = None, table_flag: str = "--table") -> Callable[[F], F]:
+def command(
+    name: str | None = None, table_flag: str = "--table", url_help: str = URL_HELP
+) -> Callable[[F], F]:
     """A subcommand with ``--url``/``--table`` and failures as one-line errors."""
 
     def decorate(function: F) -> F:
-        wrapped = failures_as_messages(function)
-        return main.command(name)(connection_options(wrapped, table_flag))  # type: ignore[return-value]
+        options = connection_options(failures_as_messages(function), table_flag, url_help)
+        return main.command(name)(options)  # type: ignore[return-value]
 
     return decorate
 
@@ -209,12 +210,14 @@ def current(url: str | None, table_name: str | None) -> None:
     click.echo(migrate.current(s.url, table_name=s.table_name) or "")
 
 
-@command()
+@command(url_help=f"Database URL (default: a throwaway SQLite file; ${URL_ENV_VAR} is not used).")
 def demo(url: str | None, table_name: str | None) -> None:
     """Run the real SDK through a token lifecycle against an offline Zoho stand-in.
 
     Grant exchange and save, a restarted process that finds the token, an expired token
     refreshed, lookup by id, revoke. Nothing leaves 127.0.0.1; secrets are printed masked.
+    The tokens go to the database of --url only; without it, to a throwaway SQLite file
+    deleted at the end (never to $ZOHO_SA_STORE_URL's database, which may hold an app's).
     """
     from zoho_sa_store.demo import run_demo
 

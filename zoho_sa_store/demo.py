@@ -2,19 +2,24 @@
 
 The SDK (``Initializer.initialize``, ``OAuthToken``, a CRM ``get_users`` call) talks to
 :class:`zoho_sa_store.testing.ZohoStandIn` on 127.0.0.1 and keeps its tokens in a
-:class:`SQLAlchemyTokenStore` on the given database. Secrets are printed masked.
+:class:`SQLAlchemyTokenStore` on the given database, else in a throwaway SQLite file
+deleted at the end: never in ``$ZOHO_SA_STORE_URL``'s database, which may hold an app's
+tokens. Secrets are printed masked, every line within 100 columns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from sqlalchemy import URL
 
+from zoho_sa_store.admin import describe_expiry
 from zoho_sa_store.migrate import upgrade
 from zoho_sa_store.model import DEFAULT_TABLE_NAME
+from zoho_sa_store.settings import URL_ENV_VAR, resolve_url
 from zoho_sa_store.store import SQLAlchemyTokenStore
 from zoho_sa_store.testing import ZohoStandIn
 from zoho_sa_store.tokens import mask
@@ -37,13 +42,27 @@ def rows(store: SQLAlchemyTokenStore) -> list[str]:
     lines = []
     for t in store.get_tokens():
         signature = t.get_user_signature()
-        lines.append(
-            f"  id={t.get_id()}  user_name={signature.get_name() if signature else None}  "
-            f"client_id={t.get_client_id()}  client_secret={mask(t.get_client_secret())}  "
-            f"access_token={mask(t.get_access_token())}  "
-            f"refresh_token={mask(t.get_refresh_token())}  expiry_time={t.get_expires_in()}"
-        )
+        expiry = describe_expiry({"expiry_time": t.get_expires_in()})  # as `list` shows it
+        lines += [
+            f"  id={t.get_id()}  user_name={signature.get_name() if signature else None}",
+            f"    client_id={t.get_client_id()}  client_secret={mask(t.get_client_secret())}",
+            f"    access_token={mask(t.get_access_token())}  "
+            f"refresh_token={mask(t.get_refresh_token())}  expiry_time={expiry}",
+        ]
     return lines
+
+
+@contextlib.contextmanager
+def _database(url: str | URL | None, echo: Callable[[str], object]) -> Iterator[str | URL]:
+    """``url``, or a throwaway SQLite file deleted on exit (``$ZOHO_SA_STORE_URL`` unused)."""
+    if url is not None:
+        echo(f"database: {resolve_url(url).render_as_string(hide_password=True)}")
+        yield url
+        return
+    with tempfile.TemporaryDirectory(prefix="zoho-sa-store-demo-") as directory:
+        echo(f"database: sqlite:///{directory}/demo.db")
+        echo(f"  a throwaway file, deleted at the end (${URL_ENV_VAR} is not used; see --url)")
+        yield f"sqlite:///{directory}/demo.db"
 
 
 def run_demo(
@@ -54,10 +73,21 @@ def run_demo(
 ) -> None:
     """Run the lifecycle, printing each step through ``echo``.
 
+    Args:
+        url: the database (its table is created if missing); None: a throwaway SQLite
+            file in a temp dir, deleted at the end. ``$ZOHO_SA_STORE_URL`` is never used.
+        echo: prints one line.
+        table_name: the token table.
+
     Raises:
         TokenStoreError: the database failed.
         SDKException: the SDK failed (it should not: the stand-in answers everything).
     """
+    with _database(url, echo) as database:
+        _lifecycle(database, echo, table_name)
+
+
+def _lifecycle(url: str | URL, echo: Callable[[str], object], table_name: str) -> None:
     from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
     from zohocrmsdk.src.com.zoho.crm.api.initializer import Initializer
 
@@ -71,7 +101,7 @@ def run_demo(
             )
 
         store = SQLAlchemyTokenStore(url, table_name=table_name)
-        echo(f"store: {store!r}; Zoho stand-in at {zoho.url}")
+        echo(f"table: {table_name}; Zoho stand-in at {zoho.url} (nothing leaves 127.0.0.1)")
         grant = zoho.issue_grant(DEMO_USER, **DEMO_CLIENT)
         token = OAuthToken(**DEMO_CLIENT, grant_token=grant)
         start(store, token)
