@@ -5,14 +5,17 @@ Commands: ``upgrade``, ``current`` and ``check`` (the migrations); ``list``, ``s
 unless ``export --include-secrets``); ``import-filestore`` and ``import-dbstore`` (the SDK's
 own stores); ``demo`` (the real SDK through a whole token lifecycle against the offline
 stand-in). The database URL: ``--url`` (before or after the command), else
-``$ZOHO_SA_STORE_URL``, else ``sqlite:///zohooauth.db``; the table: ``--table`` (default
-``oauthtoken``; for ``import-dbstore``, ``--table`` names the source table and
-``--target-table`` ours).
+``$ZOHO_SA_STORE_URL``, else ``sqlite:///zohooauth.db`` (``demo``: ``--url``, else a
+throwaway SQLite file); the table: ``--table`` (default ``oauthtoken``; for
+``import-dbstore``, ``--table`` names the source table and ``--target-table`` ours). Only
+``upgrade`` and ``demo`` create a database: the others fail on a missing SQLite file.
+``--version`` prints the package's version.
 
 Exit codes:
     0: success.
-    1: a failure: the database, the SDK or a source file failed, or ``show``/``delete``
-       found no such id. Nothing was changed by a failed import.
+    1: a failure: the database, the SDK or a source file failed (one line naming the
+       command and the cause: :func:`describe_failure`), no database at a SQLite path, or
+       ``show``/``delete`` found no such id. Nothing was changed by a failed import.
     2: a usage error (bad option or argument, ``delete-all`` without ``--yes``).
     3: the command ran and found something to act on: ``check``, the schema is not at head
        (or differs from the model); an import, some rows were reported as conflicts or
