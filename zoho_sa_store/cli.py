@@ -38,7 +38,7 @@ import click
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import URL
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError, StatementError
 
 from zoho_sa_store import __version__, admin, importers, migrate
 from zoho_sa_store.errors import (
@@ -96,7 +96,7 @@ def describe_failure(error: Exception, *urls: str | None) -> str:
     candidates = [*urls, settings.url if settings else None, os.environ.get(URL_ENV_VAR)]
     shown = (
         operation in MIGRATION_COMMANDS
-        or not isinstance(error, DBAPIError)
+        or not isinstance(error, StatementError)  # a statement (DBAPI or binding) may quote one
         or connection_failure(error)
     )
     reason = driver_reason(error, _passwords(candidates)) if shown else None
