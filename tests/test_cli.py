@@ -79,7 +79,7 @@ def test_database_failures_are_one_line_errors(tmp_path: Path) -> None:
     missing = runner.invoke(main, ["--url", f"sqlite:///{tmp_path}/no/such/dir/t.db", "upgrade"])
     assert missing.exit_code == 1
     assert missing.output.startswith(
-        "Error: upgrade failed (OperationalError): unable to open database file"
+        "Error: upgrade failed (OperationalError SQLITE_CANTOPEN): unable to open database file"
     )
     assert len(missing.output.strip().splitlines()) == 1
     bogus = runner.invoke(main, ["--url", "bogus://", "current"])
