@@ -11,6 +11,7 @@ The request and the answer's reading follow the SDK's ``refresh_access_token`` a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -272,31 +273,39 @@ class _Deadline:
         self.end = time.monotonic() + seconds
         self.expired = False
         self._lock = threading.Lock()
-        self._fds: list[int] = []
+        self._sockets: list[tuple[socket.socket, int]] = []
 
     def remaining(self) -> float:
         return max(self.end - time.monotonic(), 0.001)
 
     def watch(self, sock: socket.socket) -> None:
         with self._lock:
-            self._fds.append(sock.fileno())
+            self._sockets.append((sock, sock.fileno()))
             if self.expired:
-                _shut_down(sock.fileno())
+                self._shut_down()
 
     def expire(self) -> None:
         with self._lock:
             self.expired = True
-            for fd in self._fds:
-                _shut_down(fd)
+            self._shut_down()
 
     def forget(self) -> None:
-        """The exchange is over: never touch its file descriptors again."""
+        """The exchange is over (its sockets not closed yet): never touch them again."""
         with self._lock:
-            self._fds.clear()
+            self._sockets.clear()
+
+    def _shut_down(self) -> None:
+        owned = {fd for sock, fd in self._sockets if sock.fileno() == fd}
+        for sock, fd in self._sockets:
+            if sock.fileno() == fd:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            elif sock.fileno() == -1 and fd not in owned:
+                # detached by the TLS wrap, whose socket is not watched yet: the handshake
+                _shut_down_fd(fd)
 
 
-def _shut_down(fd: int) -> None:
-    # by descriptor: during the TLS handshake the socket object urllib3 made is detached
+def _shut_down_fd(fd: int) -> None:
     try:
         sock = socket.socket(fileno=fd)
     except OSError:
@@ -312,21 +321,28 @@ def _shut_down(fd: int) -> None:
 _DEADLINE: ContextVar[_Deadline | None] = ContextVar("zoho_sa_store_refresh_deadline", default=None)
 
 
-def _watched_socket(sock: socket.socket) -> socket.socket:
+def _watch(sock: socket.socket | None) -> None:
     deadline = _DEADLINE.get()
-    if deadline is not None:
+    if deadline is not None and sock is not None:
         deadline.watch(sock)
-    return sock
 
 
 class _HTTPConnection(urllib3.connection.HTTPConnection):
     def _new_conn(self) -> socket.socket:
-        return _watched_socket(super()._new_conn())
+        sock = super()._new_conn()
+        _watch(sock)
+        return sock
 
 
 class _HTTPSConnection(urllib3.connection.HTTPSConnection):
     def _new_conn(self) -> socket.socket:
-        return _watched_socket(super()._new_conn())
+        sock = super()._new_conn()
+        _watch(sock)
+        return sock
+
+    def connect(self) -> None:
+        super().connect()
+        _watch(self.sock)  # the TLS socket, owner of the descriptor from now on
 
 
 class _HTTPPool(urllib3.HTTPConnectionPool):
@@ -357,33 +373,34 @@ class _DeadlineAdapter(requests.adapters.HTTPAdapter):
 def _post(transport: Transport, body: dict[str, str | None], timeout: float) -> Any:
     """POST the form and read the JSON answer, all within ``timeout`` seconds."""
     deadline = _Deadline(timeout)
-    token = _DEADLINE.set(deadline)
+    session = requests.Session()
+    adapter = _DeadlineAdapter(max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    response: requests.Response | None = None
+    context = _DEADLINE.set(deadline)
     timer = threading.Timer(timeout, deadline.expire)
     timer.daemon = True
     timer.start()
     try:
-        with requests.Session() as session:
-            adapter = _DeadlineAdapter(max_retries=0)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            with session.post(
-                transport.accounts_url,
-                data=body,
-                timeout=deadline.remaining(),
-                allow_redirects=False,
-                stream=True,
-                proxies=transport.proxies,
-            ) as response:
-                declared = response.headers.get("Content-Length", "")
-                if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
-                    raise RefreshError(f"token endpoint answer over {MAX_ANSWER_BYTES} bytes")
-                data = bytearray()
-                for chunk in response.iter_content(_CHUNK):
-                    data += chunk
-                    if len(data) > MAX_ANSWER_BYTES:
-                        raise RefreshError(f"token endpoint answer over {MAX_ANSWER_BYTES} bytes")
-                    if deadline.expired or time.monotonic() > deadline.end:
-                        break
+        response = session.post(
+            transport.accounts_url,
+            data=body,
+            timeout=deadline.remaining(),
+            allow_redirects=False,
+            stream=True,
+            proxies=transport.proxies,
+        )
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+            raise RefreshError(f"token endpoint answer over {MAX_ANSWER_BYTES} bytes")
+        data = bytearray()
+        for chunk in response.iter_content(_CHUNK):
+            data += chunk
+            if len(data) > MAX_ANSWER_BYTES:
+                raise RefreshError(f"token endpoint answer over {MAX_ANSWER_BYTES} bytes")
+            if deadline.expired or time.monotonic() > deadline.end:
+                break
         if deadline.expired or time.monotonic() > deadline.end:
             raise RefreshError(f"token endpoint did not answer within {timeout:g} s")
         return json.loads(bytes(data))
@@ -393,8 +410,11 @@ def _post(transport: Transport, body: dict[str, str | None], timeout: float) -> 
         raise RefreshError(f"token endpoint failed: {type(error).__name__}") from None
     finally:
         timer.cancel()
-        deadline.forget()
-        _DEADLINE.reset(token)
+        deadline.forget()  # before the sockets close: no descriptor of theirs is touched after
+        _DEADLINE.reset(context)
+        if response is not None:
+            response.close()
+        session.close()
 
 
 def request_refresh(
