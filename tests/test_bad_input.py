@@ -211,6 +211,42 @@ CORPUS: list[tuple[str, Call, type[Exception], str]] = [
         "longer than 20",
     ),
     (
+        "save expires epoch microseconds",
+        lambda s: s.save_token(token("a@b.c", access="1", expires="1700000000000000")),
+        ValueError,
+        "13 digits",
+    ),
+    (
+        "save expires epoch seconds",
+        lambda s: s.save_token(token("a@b.c", access="1", expires="1700000000")),
+        ValueError,
+        "13 digits",
+    ),
+    (
+        "save expires zero",
+        lambda s: s.save_token(token("a@b.c", access="1", expires="0")),
+        ValueError,
+        "13 digits",
+    ),
+    (
+        "save expires 10**13",
+        lambda s: s.save_token(token("a@b.c", access="1", expires=str(10**13))),
+        ValueError,
+        "13 digits",
+    ),
+    (
+        "save expires just below 10**12",
+        lambda s: s.save_token(token("a@b.c", access="1", expires=str(10**12 - 1))),
+        ValueError,
+        "13 digits",
+    ),
+    (
+        "save by id expires microseconds",
+        lambda s: s.save_token(with_field("set_expires_in", "1700000000000000", id="x1")),
+        ValueError,
+        "13 digits",
+    ),
+    (
         "save 1 MB redirect url",
         lambda s: s.save_token(with_field("set_redirect_url", MB)),
         ValueError,
@@ -305,7 +341,9 @@ def test_bad_input_is_refused_and_changes_nothing(
     store: SQLAlchemyTokenStore, name: str, call: Call, error: type[Exception], message: str
 ) -> None:
     for i, user in enumerate(["ann@example.com", "o'neil@example.com", "x' OR '1'='1"]):
-        store.save_token(token(user, access=f"1000.a{i}", refresh=f"1000.r{i}", expires="17"))
+        store.save_token(
+            token(user, access=f"1000.a{i}", refresh=f"1000.r{i}", expires="1700000000000")
+        )
     before = digest(store)
     with pytest.raises(error, match=message):
         call(store)

@@ -38,7 +38,10 @@ def save_all(url: str, worker: int, barrier: Any) -> list[str]:
                 try:
                     store.save_token(
                         token(
-                            user, access=access, refresh="1000.ref", expires=f"17{worker}{round_}"
+                            user,
+                            access=access,
+                            refresh="1000.ref",
+                            expires=f"17{worker:03d}{round_:08d}",
                         )
                     )
                 except Exception:
@@ -60,7 +63,7 @@ def save_userless(url: str, worker: int, barrier: Any) -> list[str]:
                         grant="1000.shared-grant",
                         refresh="1000.shared-refresh",
                         access=f"1000.w{worker}.r{round_}",
-                        expires=f"17{worker}{round_}",
+                        expires=f"17{worker:03d}{round_:08d}",
                     )
                 )
             except Exception:
@@ -110,7 +113,7 @@ def assert_one_consistent_row_per_user(url: str) -> None:
     for row in rows:
         # access token and expiry always come from the same save
         _, worker, round_ = row.get_access_token().split(".")
-        assert row.get_expires_in() == f"17{worker[1:]}{round_[1:]}"
+        assert row.get_expires_in() == f"17{int(worker[1:]):03d}{int(round_[1:]):08d}"
         assert row.get_refresh_token() == "1000.ref"
 
 
@@ -173,7 +176,7 @@ def test_processes_saving_the_same_token_without_user(
     assert row.get_user_signature() is None
     assert row.get_refresh_token() == "1000.shared-refresh"
     _, worker, round_ = row.get_access_token().split(".")
-    assert row.get_expires_in() == f"17{worker[1:]}{round_[1:]}"
+    assert row.get_expires_in() == f"17{int(worker[1:]):03d}{int(round_[1:]):08d}"
     # nothing the race took is still held: none on the server itself (past any pooler),
     # and a save straight on it is not kept waiting
     assert advisory_locks(direct_backend_url) == 0

@@ -23,6 +23,8 @@ from tests.pgcluster import PgCluster
 from zoho_sa_store import SQLAlchemyTokenStore, TokenStoreError, upgrade
 
 WORKERS = 4
+EPOCH_MS = 1_700_000_000_000
+"""Save n stores expires_in EPOCH_MS + n: epoch milliseconds, as a save requires."""
 DATABASE = "zoho_sa_store_failover"
 TRAFFIC_BEFORE = 2.0
 """Seconds of saves before the crash."""
@@ -50,7 +52,9 @@ def worker(url: str, w: int, out: str, stop: Event) -> None:
     with open(out, "a") as log:
         while not stop.is_set() and time.monotonic() < deadline:
             n += 1
-            saved = token(user(w), access=f"1000.w{w}.n{n}", refresh=f"1000.r{w}", expires=f"{n}")
+            saved = token(
+                user(w), access=f"1000.w{w}.n{n}", refresh=f"1000.r{w}", expires=str(EPOCH_MS + n)
+            )
             start = time.monotonic()
             try:
                 store.save_token(saved)
@@ -167,8 +171,8 @@ def run_failover(
     query = "SELECT user_name, access_token, expiry_time FROM save_history"
     for name, access, expires in cluster.sql(cluster.standby, query, DATABASE):
         w = int(name[1:].split("@")[0])
-        assert access == f"1000.w{w}.n{expires}", "a torn save"
-        history[w].add(int(expires))
+        assert access == f"1000.w{w}.n{int(expires) - EPOCH_MS}", "a torn save"
+        history[w].add(int(expires) - EPOCH_MS)
     return Outcome(read_calls(out_dir), down, promoted, stored, history)
 
 
@@ -218,9 +222,9 @@ def test_workers_follow_a_promoted_synchronous_standby(
         assert min(after) - promoted <= RECOVERY_BOUND
     # (b) nothing acknowledged is lost; the row is one save's, never torn
     for w, (access, expires) in outcome.stored.items():
-        assert access == f"1000.w{w}.n{expires}"
-        assert int(expires) <= max(c.n for c in calls if c.worker == w)
-        assert int(expires) >= max(c.n for c in calls if c.worker == w and c.ok)
+        assert access == f"1000.w{w}.n{int(expires) - EPOCH_MS}"
+        assert int(expires) - EPOCH_MS <= max(c.n for c in calls if c.worker == w)
+        assert int(expires) - EPOCH_MS >= max(c.n for c in calls if c.worker == w and c.ok)
     assert lost_saves(outcome) == {key: [] for key in range(WORKERS)}
     # (c) calls fail only while no server takes writes (and those in flight at its edges)
     failed = [c for c in calls if not c.ok]

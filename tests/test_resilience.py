@@ -15,6 +15,8 @@ from sqlalchemy import create_engine, text
 from tests.factories import token
 from zoho_sa_store import SQLAlchemyTokenStore, TokenStoreError
 
+EPOCH_MS = 1_700_000_000_000
+"""Save n stores expires_in EPOCH_MS + n: epoch milliseconds, as a save requires."""
 RESTARTS_VAR = "ZOHO_SA_STORE_TEST_RESTARTS"
 
 
@@ -133,7 +135,7 @@ def test_workers_survive_a_database_restart(server_url: str) -> None:
                         f"w{w}@example.com",
                         access=f"1000.w{w}.n{n}",
                         refresh=f"1000.r{w}",
-                        expires=f"{n}",
+                        expires=str(EPOCH_MS + n),
                     )
                 )
                 found = store.find_token(token(f"w{w}@example.com"))
@@ -167,8 +169,8 @@ def test_workers_survive_a_database_restart(server_url: str) -> None:
         row = store.find_token(token(f"w{w}@example.com"))
         assert row is not None
         # never torn: access token and expiry come from the same save
-        assert row.get_access_token() == f"1000.w{w}.n{row.get_expires_in()}"
-        assert int(row.get_expires_in()) >= last_ok[w]
+        assert row.get_access_token() == f"1000.w{w}.n{int(row.get_expires_in()) - EPOCH_MS}"
+        assert int(row.get_expires_in()) - EPOCH_MS >= last_ok[w]
 
 
 def test_save_after_a_concurrent_delete_is_not_lost(server_url: str) -> None:

@@ -216,7 +216,7 @@ def test_two_client_apps_keep_two_rows(store: SQLAlchemyTokenStore) -> None:
 def test_token_without_user_name_found_three_ways_and_updated_in_place(
     store: SQLAlchemyTokenStore,
 ) -> None:
-    t = token(grant="1000.grant", refresh="1000.ref", access="1000.acc", expires="1")
+    t = token(grant="1000.grant", refresh="1000.ref", access="1000.acc", expires="1700000000001")
     store.save_token(t)
     for query in (
         token(refresh="1000.ref"),
@@ -226,7 +226,7 @@ def test_token_without_user_name_found_three_ways_and_updated_in_place(
         found = store.find_token(query)
         assert found is not None and found.get_id() == t.get_id()
         assert found.get_user_signature() is None
-    again = token(grant="1000.grant", access="1000.acc2", expires="2")
+    again = token(grant="1000.grant", access="1000.acc2", expires="1700000000002")
     store.save_token(again)
     assert again.get_id() == t.get_id() and row_count(store) == 1
     assert store.find_token_by_id(t.get_id()).get_access_token() == "1000.acc2"
@@ -243,12 +243,27 @@ def test_handed_out_tokens_are_complete(store: SQLAlchemyTokenStore) -> None:
 # -- the rest of the contract -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("expires", ["1700000000123", "0", "99999999999999", None])
+@pytest.mark.parametrize("expires", ["1700000000123", "1000000000000", "9999999999999", None])
 def test_expires_in_round_trips_as_the_same_str(
     store: SQLAlchemyTokenStore, expires: str | None
 ) -> None:
     t = saved(store, expires=expires)
     assert store.find_token_by_id(t.get_id()).get_expires_in() == expires
+
+
+@pytest.mark.parametrize(
+    "expires", ["0", "1", "999999999999", "10000000000000", "1700000000000000"]
+)
+def test_expires_in_outside_epoch_ms_is_refused(store: SQLAlchemyTokenStore, expires: str) -> None:
+    """Only 13-digit epoch ms (years 2001..2286) are saved: a 16-digit epoch-µs value would
+    read as an expiry centuries away, and the token would never be refreshed."""
+    kept = saved(store)
+    with pytest.raises(ValueError, match="13 digits"):
+        store.save_token(token("bo@example.com", access="1000.b", expires=expires))
+    with pytest.raises(ValueError, match="13 digits"):
+        store.save_token(token(id=kept.get_id(), access="1000.b", expires=expires))
+    [row] = store.get_tokens()
+    assert values(row) == values(kept)
 
 
 def test_find_token_by_id_unknown_and_blank(store: SQLAlchemyTokenStore) -> None:

@@ -44,6 +44,7 @@ from zoho_sa_store.settings import (
 from zoho_sa_store.statements import Statements
 from zoho_sa_store.tokens import (
     TokenFields,
+    check_expiry,
     clean_id,
     merge_into,
     new_token,
@@ -191,12 +192,15 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         refresh answer without a refresh token never blanks the stored one.
 
         Raises:
-            TypeError, ValueError: not a valid ``OAuthToken``, or it has no access, refresh
+            TypeError, ValueError: not a valid ``OAuthToken``, its ``expires_in`` is not epoch
+                milliseconds of years 2001..2286 (13 digits, see
+                :func:`~zoho_sa_store.tokens.check_expiry`), or it has no access, refresh
                 or grant token (nothing to store); nothing is written.
             TokenStoreError: the database failed, or the update would give a second row to
                 one (user_name, client_id).
         """
         fields = token_fields(token)
+        check_expiry(fields.expiry_time)
         if (
             fields.access_token is None
             and fields.refresh_token is None

@@ -55,6 +55,11 @@ class TokenFields:
 
 COLUMNS = tuple(f.name for f in fields(TokenFields))
 
+EXPIRY_MS_MIN = 10**12
+"""The smallest ``expires_in`` a save accepts: 2001-09-09 (epoch ms, 13 digits)."""
+EXPIRY_MS_MAX = 10**13 - 1
+"""The largest ``expires_in`` a save accepts: 2286-11-20 (epoch ms, 13 digits)."""
+
 
 def is_blank(value: str | None) -> bool:
     """True for None, ``""`` and whitespace-only strings: "absent" in the SDK's rules."""
@@ -121,6 +126,26 @@ def token_fields(token: object) -> TokenFields:
         "api_domain": token.get_api_domain(),
     }
     return TokenFields(**{name: _clean(name, value) for name, value in raw.items()})
+
+
+def check_expiry(value: str | None) -> None:
+    """Refuse an ``expires_in`` that is not epoch milliseconds of years 2001..2286.
+
+    The SDK writes ``str(int(time.time() * 1000) + lifetime_ms)``: 13 digits. A value in
+    seconds (10 digits), microseconds (16) or a small number would be stored and then
+    misread as an expiry centuries away or long past: never refreshed, or refreshed on every
+    call. None (no expiry) passes.
+
+    Raises:
+        ValueError: ``value`` is not a str of digits from 10**12 to 10**13 - 1.
+    """
+    if value is None:
+        return
+    if not (value.isascii() and value.isdigit() and EXPIRY_MS_MIN <= int(value) <= EXPIRY_MS_MAX):
+        raise ValueError(
+            "OAuthToken expires_in must be epoch milliseconds (13 digits, "
+            f"{EXPIRY_MS_MIN}..{EXPIRY_MS_MAX}: years 2001..2286), as the SDK writes it"
+        )
 
 
 def clean_id(value: object) -> str | None:
