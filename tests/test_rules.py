@@ -37,7 +37,14 @@ def fields(**kw: str) -> TokenFields:
         (fields(id="7"), Lookup("id", (("id", "7"),))),
         (
             fields(id="7", client_id="c", client_secret="s", refresh_token="r"),
-            Lookup("refresh", (("refresh_token", "r"),)),
+            Lookup(
+                "id",
+                (("id", "7"), ("client_id", "c"), ("client_secret", "s"), ("refresh_token", "r")),
+            ),
+        ),
+        (
+            fields(id="7", user_name="bo", access_token="a", expiry_time="1700000000000"),
+            Lookup("id", (("id", "7"), ("user_name", "bo"), ("access_token", "a"))),
         ),
         (fields(), None),
     ],

@@ -21,6 +21,9 @@ def row_count(store: SQLAlchemyTokenStore) -> int:
         return int(conn.scalar(select(func.count()).select_from(store.table)) or 0)
 
 
+CLIENT = {"client_id": CLIENT_A[0], "client_secret": CLIENT_A[1]}
+
+
 def saved(store: SQLAlchemyTokenStore, user: str = "ann@example.com", **kw: object) -> OAuthToken:
     t = token(
         user,
@@ -134,6 +137,37 @@ def test_id_only_lookup_returns_that_row_never_another_users(store: SQLAlchemyTo
     assert query.get_refresh_token() == "1000.second"
     assert query.get_user_signature().get_name() == "second@example.com"
     assert store.find_token(OAuthToken(id="no-such-id")) is None
+
+
+def test_a_token_with_an_id_never_comes_back_mixed_with_another_row(
+    store: SQLAlchemyTokenStore,
+) -> None:
+    """An id names one row: the lookup is by id, and a token whose other values are another
+    row's matches nothing (before: ann's id carrying bo's secrets, and delete_token of that
+    id then deleted ann's row)."""
+    ann = saved(store, "ann@example.com", refresh="1000.ann", access="1000.acc-ann")
+    bo = saved(store, "bo@example.com", refresh="1000.bo", access="1000.acc-bo")
+    mixed = OAuthToken(id=ann.get_id(), user_signature=UserSignature("bo@example.com"))
+    assert store.find_token(mixed) is None
+    assert (mixed.get_refresh_token(), mixed.get_access_token()) == (None, None)
+    mixed = OAuthToken(id=ann.get_id(), refresh_token="1000.bo", **CLIENT)
+    assert store.find_token(mixed) is None and mixed.get_access_token() is None
+    mixed = OAuthToken(id=bo.get_id(), access_token="1000.acc-ann")
+    assert store.find_token(mixed) is None and mixed.get_refresh_token() is None
+    # values that agree with the id's row: that row, merged as ever
+    agreeing = OAuthToken(id=ann.get_id(), user_signature=UserSignature("ann@example.com"))
+    assert store.find_token(agreeing) is agreeing
+    assert (agreeing.get_refresh_token(), agreeing.get_access_token()) == (
+        "1000.ann",
+        "1000.acc-ann",
+    )
+    agreeing = OAuthToken(id=bo.get_id(), refresh_token="1000.bo", **CLIENT)
+    assert store.find_token(agreeing) is agreeing and agreeing.get_access_token() == "1000.acc-bo"
+    # the SDK's revoke path: an id alone
+    only_id = OAuthToken(id=bo.get_id())
+    assert store.find_token(only_id) is only_id and only_id.get_refresh_token() == "1000.bo"
+    # nothing found, so nothing of ann's can be deleted by mistake through a mixed token
+    assert row_count(store) == 2
 
 
 def test_blank_user_name_never_returns_a_row(store: SQLAlchemyTokenStore) -> None:

@@ -8,14 +8,24 @@ strings count as absent (see :func:`zoho_sa_store.tokens.token_fields`).
 =====  =====================================================  ===============================
  rule   the given token has                                    the row where
 =====  =====================================================  ===============================
+ id     an id                                                  id = it, and every identifying
+                                                               value the token has (user
+                                                               name, client id and secret,
+                                                               refresh, access, grant token)
+                                                               equals the row's
  user   a user_signature with a non-blank name                 user_name = name (and
                                                                client_id = it, when given);
                                                                newest saved first
  access an access_token, and neither client_id nor secret      access_token = it
  grant  client_id and client_secret, and a grant_token         grant_token = it
  refresh client_id and client_secret, and a refresh_token      refresh_token = it
- id     an id, and none of the above                           id = it
 =====  =====================================================  ===============================
+
+A token with an id is looked up by that id, as the SDK's ``OAuthToken.get_token`` does
+(``find_token_by_id`` whenever the token has an id). Its other values only narrow the match:
+a token with one row's id and another row's user name or secrets finds nothing, so
+``find_token`` never hands out one row's id carrying another row's secrets (which the
+caller's ``delete_token(id)`` would then apply to the wrong row).
 
 No rule: no lookup at all (never "the first row of the table").
 Nothing here does I/O: :func:`lookup` maps a token's fields to column = value criteria.
@@ -45,7 +55,18 @@ def _has_client(t: TokenFields) -> bool:
     return t.client_id is not None and t.client_secret is not None
 
 
+IDENTIFYING = (
+    "user_name",
+    "client_id",
+    "client_secret",
+    "refresh_token",
+    "access_token",
+    "grant_token",
+)
+"""The values a token with an id must share with that row to match it."""
+
 RULES: tuple[Rule, ...] = (
+    Rule("id", lambda t: t.id is not None, ("id",), optional=IDENTIFYING),
     Rule("user", lambda t: t.user_name is not None, ("user_name",), optional=("client_id",)),
     Rule(
         "access",
@@ -54,7 +75,6 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule("grant", lambda t: _has_client(t) and t.grant_token is not None, ("grant_token",)),
     Rule("refresh", lambda t: _has_client(t) and t.refresh_token is not None, ("refresh_token",)),
-    Rule("id", lambda t: t.id is not None, ("id",)),
 )
 
 
@@ -75,8 +95,9 @@ def lookup(token: TokenFields, rules: tuple[Rule, ...] = RULES) -> Lookup | None
     return None
 
 
-SAVE_RULES = RULES[:-1]
-"""``save_token`` looks a row up by id first, then by the rules without the id rule."""
+SAVE_RULES = tuple(rule for rule in RULES if rule.name != "id")
+"""``save_token`` updates the row with the token's id first (by id alone: the SDK's save
+after a refresh), then looks a row up by the rules without the id rule."""
 
 
 def save_key(found: Lookup) -> str | None:
