@@ -78,6 +78,22 @@ class Statements:
             )
         return stmt
 
+    def lock_row(self) -> Executable:
+        """``UPDATE ... SET saved_at = saved_at WHERE id = :row_id``: changes nothing.
+
+        It takes the row's write lock as ``SELECT ... FOR UPDATE`` would, and it also fails
+        for a database user who may read the table but not write it (MariaDB lets such a
+        user take ``FOR UPDATE``): a refresh proves it can save before it calls Zoho.
+        """
+        key = ("lock_row",)
+        stmt = self._built.get(key)
+        if stmt is None:
+            c = self.table.c
+            stmt = self._built[key] = (
+                update(self.table).where(c.id == bindparam("row_id")).values(saved_at=c.saved_at)
+            )
+        return stmt
+
     def insert(self, names: tuple[str, ...]) -> Executable:
         """``INSERT INTO ... (name, ...) VALUES (:name, ...)``."""
         key = ("insert", names)

@@ -297,8 +297,10 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
 
         def locked(conn: Connection) -> TokenFields | None:
             nonlocal asked_zoho
-            stmt = self._sql.select(("id",), lock=True)
-            row = self._sql.execute(conn, stmt, {"id": row_id}).first()
+            # lock by a no-op UPDATE, not SELECT ... FOR UPDATE: it fails for a user who may
+            # not write the table, before Zoho is asked for a token that could not be saved
+            self._sql.execute(conn, self._sql.lock_row(), {"row_id": row_id})
+            row = self._sql.execute(conn, self._sql.select(("id",)), {"id": row_id}).first()
             if row is None:
                 return None
             current = stored(row._mapping)
