@@ -316,6 +316,12 @@ CORPUS: list[tuple[str, Call, type[Exception], str]] = [
         "seconds >= 0",
     ),
     (
+        "refresh window an hour",
+        lambda s: SQLAlchemyTokenStore(s.engine.url, refresh=RefreshPolicy(window=3600)),
+        ValueError,
+        "at most 1800 seconds",
+    ),
+    (
         "upgrade table name",
         lambda s: upgrade(s.engine, table_name="x-y"),
         ValueError,

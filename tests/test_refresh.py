@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
 from zohocrmsdk.src.com.zoho.crm.api.dc.data_center import DataCenter
 from zohocrmsdk.src.com.zoho.crm.api.initializer import Initializer
@@ -179,6 +180,10 @@ def test_refresh_within_the_window_before_expiry(
     soon = OAuthToken(id=row.get_id(), access_token=row.get_access_token())
     soon.set_expires_in(str(int(time.time() * 1000) + 30_000))  # inside the 60 s window
     store.save_token(soon)
+    # saved an hour minus 30 s ago, as a one-hour token is: more than half its life has gone
+    # (one saved 30 s before its expiry would have a 30 s lifetime, capping the window at 15 s)
+    with store.engine.begin() as conn:
+        conn.execute(update(store.table).values(saved_at=store.table.c.saved_at - 3570 * 10**6))
     Initializer.initialize(
         environment=zoho_stand_in.environment(),
         token=OAuthToken(**CLIENT, grant_token=grant),

@@ -104,3 +104,63 @@ def test_a_read_only_user_never_asks_zoho_for_a_token_it_cannot_save(
         assert stale.get_refresh_token() not in caplog.text
         [row] = store.get_tokens()
         assert row.get_access_token() == stale.get_access_token()
+
+
+def test_short_lived_tokens_are_refreshed_once_per_half_lifetime(
+    backend_url: str, tmp_path: Path
+) -> None:
+    """30 s tokens and the default 60 s window: every token would be "stale" at birth, and
+    every lookup would refresh it; the window is capped at half the token's lifetime."""
+    with SQLAlchemyTokenStore(backend_url) as store, ZohoStandIn(expires_in=30) as stand_in:
+        store.delete_tokens()
+        grant = stored_user(store, stand_in, tmp_path)
+        row_id = expire(store).get_id()
+        got: set[str | None] = set()
+        for _ in range(10):
+            found = store.find_token(token(grant=grant))
+            by_id = store.find_token_by_id(row_id)
+            assert found is not None and by_id is not None
+            got |= {found.get_access_token(), by_id.get_access_token()}
+            time.sleep(0.3)
+        assert stand_in.count(grant_type="refresh_token") == 1
+        assert got == {stand_in.issued_access_tokens[-1]}
+
+
+@pytest.mark.parametrize(
+    ("expiry_ms", "saved_at_us", "stale"),
+    [
+        (1_030_000, 1_000_000_000, False),  # 30 s lifetime, 30 s left: more than half
+        (1_016_000, 984_000_000, False),  # 16 s left of 32 s (saved 16 s ago): half left
+        (1_013_000, 986_000_000, True),  # 13 s left of 27 s: over half gone
+        (1_050_000, 900_000_000, True),  # 50 s left of 150 s: within the 60 s window
+        (1_061_000, 0, False),  # saved_at unknown (0): the window alone
+        (1_059_000, 0, True),
+        (999_000, 1_000_000_000, True),  # saved already expired
+        (1_014_000, None, True),  # no saved_at given: the window alone
+    ],
+)
+def test_window_is_capped_at_half_the_lifetime(
+    expiry_ms: int, saved_at_us: int | None, stale: bool
+) -> None:
+    from zoho_sa_store.refresh import RefreshPolicy
+    from zoho_sa_store.tokens import TokenFields
+
+    row = TokenFields(
+        id="1",
+        refresh_token="r",
+        client_id="c",
+        client_secret="s",
+        access_token="a",
+        expiry_time=str(expiry_ms),
+    )
+    policy = RefreshPolicy(window=60)
+    assert policy.is_stale(row, now_ms=1_000_000, saved_at=saved_at_us) is stale
+
+
+@pytest.mark.parametrize("window", [1800.5, 3600, 86_400])
+def test_a_window_over_30_minutes_is_refused(window: float) -> None:
+    from zoho_sa_store.refresh import RefreshPolicy
+
+    with pytest.raises(ValueError, match="at most 1800"):
+        RefreshPolicy(window=window)
+    assert RefreshPolicy(window=1800).window == 1800

@@ -41,13 +41,20 @@ class RefreshError(Exception):
     """The token endpoint could not be reached or refused the refresh (no secret in it)."""
 
 
+MAX_WINDOW = 1800.0
+"""The largest refresh window (seconds): half of the one hour Zoho's access tokens live."""
+
+
 @dataclass(frozen=True, slots=True)
 class RefreshPolicy:
     """How the store coordinates refreshes.
 
     Attributes:
-        window: refresh when the access token expires within this many seconds; 0 turns
-            coordinated refresh off.
+        window: refresh when the access token expires within this many seconds, at most
+            :data:`MAX_WINDOW` (30 minutes); 0 turns coordinated refresh off. At run time
+            the window is capped at half the token's lifetime (its expiry minus the time
+            it was saved), so a token is refreshed at most once per half lifetime however
+            short-lived Zoho's tokens are.
         http_timeout: seconds for the token endpoint's answer.
         lock_timeout: seconds a worker waits for another worker's refresh (the row lock).
         backoff: seconds during which a row whose refresh failed is not tried again by
@@ -64,12 +71,22 @@ class RefreshPolicy:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"refresh {name} must be a number of seconds >= 0, not {value!r}")
+        if self.window > MAX_WINDOW:
+            raise ValueError(
+                f"refresh window must be at most {MAX_WINDOW:g} seconds (half of Zoho's one-hour"
+                f" access tokens), not {self.window!r}"
+            )
 
-    def is_stale(self, row: TokenFields, now_ms: int | None = None) -> bool:
+    def is_stale(
+        self, row: TokenFields, now_ms: int | None = None, saved_at: int | None = None
+    ) -> bool:
         """True when the row can be refreshed and its access token is missing or expiring.
 
         A row needs a refresh token and client credentials; an expiry_time that is not
-        digits never counts as stale (the SDK decides then).
+        digits never counts as stale (the SDK decides then). ``saved_at`` (epoch µs of the
+        row's last save; None or 0: unknown) caps the window at half the lifetime the token
+        had when saved, ``expiry - saved_at``: a token saved with more than half of it left
+        is not refreshed before half of it has gone.
         """
         if not self.window or row.refresh_token is None:
             return False
@@ -80,7 +97,13 @@ class RefreshPolicy:
         if row.expiry_time is None or not row.expiry_time.isdigit():
             return False
         now = int(time.time() * 1000) if now_ms is None else now_ms
-        return int(row.expiry_time) - now < self.window * 1000
+        expiry = int(row.expiry_time)
+        window_ms = self.window * 1000
+        if saved_at:
+            lifetime_ms = expiry - saved_at // 1000
+            if lifetime_ms > 0:
+                window_ms = min(window_ms, lifetime_ms / 2)
+        return expiry - now < window_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +122,9 @@ class Refreshed:
         return values
 
 
-RefreshStep = Callable[[TokenFields], "Refreshed | None"]
-"""Given the locked, re-read row: the endpoint's answer, or None when it is fresh now."""
+RefreshStep = Callable[[TokenFields, "int | None"], "Refreshed | None"]
+"""Given the locked, re-read row and its saved_at (epoch µs): the endpoint's answer, or
+None when it is fresh now."""
 LockedRefresh = Callable[[str, RefreshStep], "TokenFields | None"]
 """The store's part: lock row ``id``, run the step on it, save the answer, return the row."""
 
@@ -123,9 +147,14 @@ class Refresher:
         self.policy = policy
         self._failed_until: dict[str, float] = {}
 
-    def fresh(self, row: TokenFields, locked_refresh: LockedRefresh) -> TokenFields:
-        """The row, refreshed first through ``locked_refresh`` when stale; never raises."""
-        if row.id is None or not self.policy.is_stale(row):
+    def fresh(
+        self, row: TokenFields, locked_refresh: LockedRefresh, saved_at: int | None = None
+    ) -> TokenFields:
+        """The row, refreshed first through ``locked_refresh`` when stale; never raises.
+
+        ``saved_at``: the row's, epoch µs (see :meth:`RefreshPolicy.is_stale`).
+        """
+        if row.id is None or not self.policy.is_stale(row, saved_at=saved_at):
             return row
         if self._failed_until.get(row.id, 0.0) > time.monotonic():
             return row
@@ -133,8 +162,8 @@ class Refresher:
         if accounts_url is None:
             return row
 
-        def step(current: TokenFields) -> Refreshed | None:
-            if not self.policy.is_stale(current):
+        def step(current: TokenFields, current_saved_at: int | None) -> Refreshed | None:
+            if not self.policy.is_stale(current, saved_at=current_saved_at):
                 return None
             return request_refresh(
                 accounts_url,

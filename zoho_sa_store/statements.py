@@ -39,13 +39,17 @@ class Statements:
     def select(self, names: tuple[str, ...], *, newest: bool = False, lock: bool = False) -> Any:
         """``SELECT <the SDK's columns> WHERE name = :name AND ...``.
 
-        ``newest``: the most recently saved matching row only; ``lock``: ``FOR UPDATE``.
+        The SDK's columns in :class:`~zoho_sa_store.tokens.TokenFields`' order, then
+        ``saved_at``. ``newest``: the most recently saved matching row only; ``lock``:
+        ``FOR UPDATE``.
         """
         key = ("select", names, newest, lock)
         stmt = self._built.get(key)
         if stmt is None:
             c = self.table.c
-            query = select(*(c[n] for n in COLUMNS)).where(*(c[n] == bindparam(n) for n in names))
+            query = select(*(c[n] for n in COLUMNS), c.saved_at).where(
+                *(c[n] == bindparam(n) for n in names)
+            )
             if newest:
                 query = query.order_by(c.saved_at.desc()).limit(1)
             stmt = self._built[key] = query.with_for_update() if lock else query

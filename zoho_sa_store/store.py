@@ -168,7 +168,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         if found is None:
             return None
         row = self._find("find_token", found)
-        return None if row is None else merge_into(token, self._fresh(row))
+        return None if row is None else merge_into(token, self._fresh(*row))
 
     def find_token_by_id(self, id: str) -> OAuthToken | None:
         """A new, complete ``OAuthToken`` built from row ``id``; None when there is none.
@@ -181,7 +181,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         if token_id is None:
             return None
         row = self._find("find_token_by_id", Lookup("id", (("id", token_id),)))
-        return None if row is None else new_token(self._fresh(row))
+        return None if row is None else new_token(self._fresh(*row))
 
     def save_token(self, token: OAuthToken) -> None:
         """Upsert the token; on return the row is committed.
@@ -287,8 +287,8 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
 
     # -- coordinated refresh ------------------------------------------------------------
 
-    def _fresh(self, row: TokenFields) -> TokenFields:
-        return self._refresher.fresh(row, self._refresh_locked)
+    def _fresh(self, row: TokenFields, saved_at: int | None) -> TokenFields:
+        return self._refresher.fresh(row, self._refresh_locked, saved_at)
 
     def _refresh_locked(self, row_id: str, refresh: RefreshStep) -> TokenFields | None:
         """Lock the row, re-read it, let ``refresh`` decide; save its answer; return the row."""
@@ -305,7 +305,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
                 return None
             current = stored(row._mapping)
             asked_zoho = True
-            answer = refresh(current)
+            answer = refresh(current, row.saved_at)
             if answer is None:
                 return current  # another worker refreshed it while we waited
             values = answer.values()
@@ -324,13 +324,16 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
 
     # -- statements ---------------------------------------------------------------------
 
-    def _find(self, operation: str, found: Lookup) -> TokenFields | None:
-        """The row a lookup finds (the newest), in one round trip; None when none."""
+    def _find(self, operation: str, found: Lookup) -> tuple[TokenFields, int | None] | None:
+        """The row a lookup finds (the newest) and its saved_at, in one round trip."""
         names = tuple(name for name, _ in found.criteria)
         stmt = self._sql.select(names, newest=True)
         row = self._db.fetch_one(operation, *self._sql.driver_args(stmt, dict(found.criteria)))
-        # the SELECT lists the SDK's columns in TokenFields' order; "" reads back as None
-        return None if row is None else TokenFields(*(value or None for value in row))
+        if row is None:
+            return None
+        # the SELECT lists the SDK's columns in TokenFields' order, then saved_at; "" is None
+        *values, saved_at = row
+        return TokenFields(*(value or None for value in values)), saved_at
 
     def _first(self, conn: Connection, found: Lookup) -> Row[Any] | None:
         names = tuple(name for name, _ in found.criteria)
