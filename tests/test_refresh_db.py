@@ -164,3 +164,38 @@ def test_a_window_over_30_minutes_is_refused(window: float) -> None:
     with pytest.raises(ValueError, match="at most 1800"):
         RefreshPolicy(window=window)
     assert RefreshPolicy(window=1800).window == 1800
+
+
+@pytest.mark.parametrize("offset", [300.0, -300.0])
+def test_clock_skew_is_logged_once_per_process(
+    server_url: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    offset: float,
+) -> None:
+    import zoho_sa_store.store as store_module
+
+    monkeypatch.setattr(store_module, "_skew_warned_in", None)
+    with SQLAlchemyTokenStore(server_url) as store, ZohoStandIn() as stand_in:
+        store.delete_tokens()
+        grant = stored_user(store, stand_in, tmp_path)
+        # the clocks agree: a refresh logs nothing about them
+        expire(store)
+        with caplog.at_level(logging.WARNING, logger="zoho_sa_store"):
+            assert store.find_token(token(grant=grant)) is not None
+        assert stand_in.count(grant_type="refresh_token") == 1
+        assert "clock" not in caplog.text
+        # this machine's clock 5 minutes off: one warning, however many refreshes
+        monkeypatch.setattr(store_module, "wall_clock", lambda: time.time() + offset)
+        for _ in range(2):
+            expire(store)
+            with caplog.at_level(logging.WARNING, logger="zoho_sa_store"):
+                found = store.find_token(token(grant=grant))
+            assert found is not None
+            assert found.get_access_token() == stand_in.issued_access_tokens[-1]
+        assert stand_in.count(grant_type="refresh_token") == 3
+        warnings = [r.getMessage() for r in caplog.records if "clock" in r.getMessage()]
+        assert len(warnings) == 1, warnings
+        assert f"{offset:+.1f} s off" in warnings[0]
+        assert "NTP" in warnings[0]

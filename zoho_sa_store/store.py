@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -56,6 +57,19 @@ log = logging.getLogger(__name__)
 
 SAVE_ATTEMPTS = 3
 """Tries of a save that lost an insert race or a deadlock to another writer."""
+
+wall_clock: Callable[[], float] = time.time
+"""This machine's clock (epoch seconds) that a refresh compares with the database's."""
+
+_SERVER_CLOCK_SQL = {
+    # clock_timestamp(), not now(): now() is the transaction's start, before the lock wait
+    "postgresql": "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint",
+    "mysql": "SELECT TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6))",
+    "mariadb": "SELECT TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6))",
+}
+"""The database server's clock in epoch µs, by dialect (SQLite: this machine's own)."""
+_skew_warned_in: int | None = None
+"""The process id that has logged the clock-skew warning (once per process)."""
 
 
 class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
@@ -300,6 +314,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             # lock by a no-op UPDATE, not SELECT ... FOR UPDATE: it fails for a user who may
             # not write the table, before Zoho is asked for a token that could not be saved
             self._sql.execute(conn, self._sql.lock_row(), {"row_id": row_id})
+            self._check_clock(conn)
             row = self._sql.execute(conn, self._sql.select(("id",)), {"id": row_id}).first()
             if row is None:
                 return None
@@ -321,6 +336,35 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             writes=True,
             extra_time=policy.lock_timeout + policy.http_timeout,
         )
+
+    def _check_clock(self, conn: Connection) -> None:
+        """Warn (once per process) when this machine's clock and the database server's
+        differ by more than a quarter of the refresh window.
+
+        Expiry times are written by each worker's clock and compared with another's: a
+        worker whose clock is ahead refreshes too early, one behind serves expired tokens.
+        """
+        global _skew_warned_in
+        sql = _SERVER_CLOCK_SQL.get(conn.dialect.name)
+        if sql is None or _skew_warned_in == os.getpid():
+            return
+        before = wall_clock()
+        server_us = conn.exec_driver_sql(sql).scalar()
+        after = wall_clock()
+        if server_us is None:
+            return
+        skew = (before + after) / 2 - int(server_us) / 1e6
+        window = self._refresher.policy.window
+        if abs(skew) > window / 4:
+            _skew_warned_in = os.getpid()
+            log.warning(
+                "this machine's clock is %+.1f s off the database server's (more than a quarter"
+                " of the %g s refresh window): tokens are refreshed too early or served after"
+                " they expire; keep both clocks synchronised with NTP (chrony,"
+                " systemd-timesyncd)",
+                skew,
+                window,
+            )
 
     # -- statements ---------------------------------------------------------------------
 
