@@ -188,10 +188,11 @@ def test_invalid_rows_are_reported_not_written(store: SQLAlchemyTokenStore, tmp_
         f"6,ann@example.com,1000.A,s,,{'a' * 8193},,,,",
         f"{'i' * 65},ann@example.com,1000.A,s,1000.refresh-7-0123456789,,,,,",
         "8,ann@example.com,1000.A,s,1000.refresh-8-0123456789,,,,,",
+        "9,bo@example.com,1000.A,s,1000.refresh-9-0123456789,,,1700000000000000,,",
     ]
     path.write_text(",".join(FILESTORE_HEADER) + "\n" + "\n".join(lines) + "\n")
     report = import_rows(store, read_filestore(path))
-    assert counts(report) == (8, 1, 0, 0, 7)
+    assert counts(report) == (9, 1, 0, 0, 8)
     assert report.invalid == [
         "line 2 (5 fields, expected 10)",
         "line 3: OAuthToken expires_in must be epoch milliseconds as a str of digits",
@@ -200,6 +201,8 @@ def test_invalid_rows_are_reported_not_written(store: SQLAlchemyTokenStore, tmp_
         "line 6: OAuthToken refresh_token contains a NUL character",
         "line 7: OAuthToken access_token is longer than 8192 characters",
         "line 8: OAuthToken id is longer than 64 characters",
+        "line 10: OAuthToken expires_in must be epoch milliseconds (13 digits, "
+        "1000000000000..9999999999999: years 2001..2286), as the SDK writes it",
     ]
     assert [row["id"] for row in raw_rows(store)] == ["8"]
 

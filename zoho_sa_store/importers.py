@@ -42,7 +42,7 @@ from zoho_sa_store.errors import TokenStoreError
 from zoho_sa_store.model import SDK_COLUMNS
 from zoho_sa_store.settings import LOGGING_NAME
 from zoho_sa_store.store import SQLAlchemyTokenStore
-from zoho_sa_store.tokens import TokenFields, stored, token_fields
+from zoho_sa_store.tokens import TokenFields, check_expiry, stored, token_fields
 
 FILESTORE_HEADER = (*SDK_COLUMNS[:8], "redirect_uri", "api_domain")
 """The header ``FileStore`` writes (its ninth column is ``redirect_uri``)."""
@@ -199,6 +199,7 @@ def validate(values: dict[str, object], new_id: str) -> TokenFields:
         raise TypeError("a value is not a str") from None
     token.set_expires_in(raw.get("expiry_time"))
     fields_ = token_fields(token)
+    check_expiry(fields_.expiry_time)  # as save_token: epoch milliseconds, 13 digits
     if not ({"access_token", "refresh_token", "grant_token"} & fields_.present().keys()):
         raise ValueError("no access, refresh or grant token")
     return fields_

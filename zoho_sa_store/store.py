@@ -166,8 +166,10 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             matches (the token is then untouched).
 
         Coordinated refresh: when the row's access token expires within the policy's window
-        (and the SDK is initialized, giving the accounts URL), the store locks the row,
-        re-reads it and, only if it is still stale, refreshes it at Zoho Accounts and saves
+        (capped at half the lifetime the token had when saved) and the SDK is initialized,
+        giving the accounts URL, the store locks the row (a no-op UPDATE, which a user who
+        may not write the table is refused before Zoho is asked), re-reads it and, only if
+        it is still stale, refreshes it at Zoho Accounts and saves
         the answer before the lock is released. Other workers wait on the lock and then read
         the fresh token, so one refresh serves every process. The lock is held across the
         HTTP call on purpose: released earlier, a waiting worker would see the stale row
