@@ -59,7 +59,13 @@ def use_environment(
 def stale_row(store: SQLAlchemyTokenStore, user: str, refresh: str, api_domain: str | None) -> str:
     """Save an expired token of ``user`` (at ``api_domain``); return its id."""
     store.save_token(
-        token(user, refresh=refresh, access=STALE_ACCESS, expires="1000", api_domain=api_domain)
+        token(
+            user,
+            refresh=refresh,
+            access=STALE_ACCESS,
+            expires="1000000000000",
+            api_domain=api_domain,
+        )
     )
     [row] = [t for t in store.get_tokens() if t.get_user_signature().get_name() == user]
     return str(row.get_id())
@@ -255,7 +261,7 @@ def test_a_trickling_endpoint_is_cut_at_the_deadline(
     assert server.paths == [TOKEN_PATH]
     assert elapsed < 3.5
     assert found.get_access_token() == STALE_ACCESS
-    assert found.get_expires_in() == "1000"
+    assert found.get_expires_in() == "1000000000000"
 
 
 # -- answers validated like saves ---------------------------------------------------------
@@ -433,7 +439,7 @@ def test_every_refresh_logs_one_info_line(
     with caplog.at_level(logging.INFO, logger="zoho_sa_store.refresh"):
         store.find_token_by_id(row_id)
         zoho_stand_in.revoke(refresh)
-        store.save_token(token(id=row_id, access=STALE_ACCESS, expires="1000"))
+        store.save_token(token(id=row_id, access=STALE_ACCESS, expires="1000000000000"))
         with SQLAlchemyTokenStore(backend_url) as other:  # no back-off memory
             other.find_token_by_id(row_id)
     lines = [r for r in caplog.records if r.name == "zoho_sa_store.refresh" and r.levelno == 20]
