@@ -22,16 +22,16 @@ from zohocrmsdk.src.com.zoho.crm.api.sdk_config import SDKConfig
 from tests.factories import CLIENT_A, token
 from zoho_sa_store import SQLAlchemyTokenStore, datacentres
 from zoho_sa_store.datacentres import DataCentre, data_centre, is_loopback, sdk_data_centres
-from zoho_sa_store.refresh import (
+from zoho_sa_store.refresh import RefreshPolicy
+from zoho_sa_store.testing import ZohoStandIn
+from zoho_sa_store.token_endpoint import (
     RefreshError,
-    RefreshPolicy,
     Transport,
     check_answer,
     request_refresh,
     sdk_accounts,
     sdk_proxies,
 )
-from zoho_sa_store.testing import ZohoStandIn
 from zoho_sa_store.tokens import TokenFields
 
 pytestmark = pytest.mark.usefixtures("fresh_sdk")

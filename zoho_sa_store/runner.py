@@ -31,7 +31,6 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import PoolProxiedConnection, StaticPool
 
 from zoho_sa_store.errors import TokenStoreError, driver_code, store_error
-from zoho_sa_store.refresh import RefreshError
 from zoho_sa_store.settings import (
     AUTOCOMMIT_ENGINES,
     ONE_STATEMENT,
@@ -39,6 +38,7 @@ from zoho_sa_store.settings import (
     sqlite_busy_timeout,
     write_transaction,
 )
+from zoho_sa_store.token_endpoint import RefreshError
 
 log = logging.getLogger("zoho_sa_store.store")
 T = TypeVar("T")
