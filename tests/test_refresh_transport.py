@@ -195,6 +195,47 @@ def test_each_token_is_refreshed_at_its_own_data_centre(
         assert found.get_access_token() == eu.issued_access_tokens[-1]
 
 
+@pytest.mark.slow
+def test_eight_workers_two_data_centres_one_refresh_per_user(
+    backend_url: str, store: SQLAlchemyTokenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """8 workers, each with its own store, find a US and an EU user's expired tokens at once."""
+    workers = 8
+    with ZohoStandIn(delay=0.2) as us, ZohoStandIn(delay=0.2) as eu:
+        two_data_centres(monkeypatch, us, eu)
+        use_environment(eu.url)
+        us_refresh = us.issue_refresh_token("ann@example.com", **CLIENT)
+        eu_refresh = eu.issue_refresh_token("bob@example.com", **CLIENT)
+        ids = {
+            "us": stale_row(store, "ann@example.com:1", us_refresh, us.url),
+            "eu": stale_row(store, "bob@example.com:1", eu_refresh, eu.url),
+        }
+        start = threading.Barrier(workers)
+        seen: list[tuple[str, str]] = []
+        errors: list[BaseException] = []
+
+        def work(order: tuple[str, str]) -> None:
+            try:
+                with SQLAlchemyTokenStore(backend_url) as own:
+                    start.wait(timeout=30)
+                    for dc in order:
+                        seen.append((dc, own.find_token_by_id(ids[dc]).get_access_token()))
+            except BaseException as error:  # reported below
+                errors.append(error)
+
+        orders = [("us", "eu"), ("eu", "us")] * (workers // 2)
+        threads = [threading.Thread(target=work, args=(order,)) for order in orders]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert errors == []
+        assert us.count(grant_type="refresh_token") == 1
+        assert eu.count(grant_type="refresh_token") == 1
+        assert {access for dc, access in seen if dc == "us"} == {us.issued_access_tokens[-1]}
+        assert {access for dc, access in seen if dc == "eu"} == {eu.issued_access_tokens[-1]}
+
+
 def test_an_unknown_api_domain_is_left_to_the_sdk(
     store: SQLAlchemyTokenStore, zoho_stand_in: ZohoStandIn, caplog: pytest.LogCaptureFixture
 ) -> None:
