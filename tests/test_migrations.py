@@ -112,7 +112,7 @@ def test_missing_table_says_to_run_the_migrations(backend_url: str, call) -> Non
     ):
         call(store)
     error = caught.value
-    assert "alembic upgrade head" in str(error)
+    assert "run `zoho-sa-store upgrade`" in str(error)
     assert "never_migrated" in str(error)
     assert error.code == "TOKEN_STORE"
     assert error.cause is error.__cause__ and error.cause is not None

@@ -15,7 +15,10 @@ from collections.abc import Iterable
 from sqlalchemy.exc import DBAPIError
 from zohocrmsdk.src.com.zoho.crm.api.exception.sdk_exception import SDKException
 
-UPGRADE_HINT = "run `alembic upgrade head` (or zoho_sa_store.upgrade()) to create it"
+UPGRADE_HINT = (
+    "run `zoho-sa-store upgrade` to create it"
+    " (or zoho_sa_store.upgrade(); `alembic upgrade head` from a clone)"
+)
 
 
 class TokenStoreError(SDKException):  # type: ignore[misc]

@@ -93,7 +93,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         TypeError: both ``engine`` and ``url``/options given, or arguments of a wrong type.
         ValueError: an invalid ``table_name`` or ``write_timeout``.
 
-    The table is made by the migrations (``alembic upgrade head`` or
+    The table is made by the migrations (``zoho-sa-store upgrade`` or
     :func:`zoho_sa_store.upgrade`); the store never checks the schema on the hot path, and a
     missing table surfaces as :class:`TokenStoreError` saying so.
     """
