@@ -2,12 +2,15 @@
 
 Public names: :class:`SQLAlchemyTokenStore`, :class:`OAuthTokenRow`, :func:`upgrade`,
 :class:`TokenStoreError`, :class:`RefreshPolicy`, :func:`make_engine`; ``__version__``, the
-installed distribution's version (pyproject.toml's ``version``).
+installed distribution's version (pyproject.toml's ``version``); for an application's own
+Alembic environment in the same database, :func:`include_name` and
+:func:`make_include_name`.
 """
 
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
+from zoho_sa_store.alembic_hooks import include_name, make_include_name
 from zoho_sa_store.errors import TokenStoreError
 from zoho_sa_store.migrate import current, upgrade
 from zoho_sa_store.model import OAuthTokenRow
@@ -27,6 +30,8 @@ __all__ = [
     "TokenStoreError",
     "__version__",
     "current",
+    "include_name",
     "make_engine",
+    "make_include_name",
     "upgrade",
 ]
