@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,10 +70,13 @@ def migration_lock(conn: Connection, table_name: str) -> Iterator[None]:
     key = f"zoho_sa_store_migrate_{table_name}"
     name = conn.dialect.name
     if name == "postgresql":
-        conn.execute(text("SELECT set_config('lock_timeout', :ms, true)"),
-                     {"ms": f"{MIGRATION_LOCK_TIMEOUT_S * 1000}ms"})  # fmt: skip
+        # local to the transaction, which may be the caller's: put theirs back afterwards
+        before = conn.scalar(text("SELECT current_setting('lock_timeout')"))
+        set_timeout = text("SELECT set_config('lock_timeout', :value, true)")
+        conn.execute(set_timeout, {"value": f"{MIGRATION_LOCK_TIMEOUT_S * 1000}ms"})
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
         yield
+        conn.execute(set_timeout, {"value": before})
         return
     if name not in ("mysql", "mariadb"):
         yield
@@ -86,6 +90,26 @@ def migration_lock(conn: Connection, table_name: str) -> Iterator[None]:
         yield
     finally:
         conn.scalar(text("SELECT RELEASE_LOCK(:key)"), {"key": key})
+
+
+@contextmanager
+def nested_alembic() -> Iterator[None]:
+    """Put back the caller's Alembic ``context`` and ``op`` after a run of our own.
+
+    ``alembic.context`` and ``alembic.op`` are module proxies: ``EnvironmentContext``
+    installs itself into ``alembic.context`` on entry and deletes its names on exit (as
+    ``Operations`` does with ``alembic.op``), so a run of the store's migrations from an
+    application's ``env.py`` or revision would leave that application's proxy gone. Its
+    later ``context.*`` calls, and its own exit, would then fail (``KeyError: 'config'``).
+    """
+    modules = [sys.modules.get(name) for name in ("alembic.context", "alembic.op")]
+    saved = [getattr(module, "_proxy", None) for module in modules]
+    try:
+        yield
+    finally:
+        for proxy in saved:
+            if proxy is not None:
+                proxy._install_proxy()
 
 
 @contextmanager
@@ -103,7 +127,7 @@ def _connection(
 
 
 def upgrade(
-    url_or_engine: str | URL | Engine | None = None,
+    url_or_engine: str | URL | Engine | Connection | None = None,
     revision: str = "head",
     *,
     table_name: str = DEFAULT_TABLE_NAME,
@@ -112,7 +136,13 @@ def upgrade(
 
     Args:
         url_or_engine: an Engine, or a URL resolved as the store does (argument,
-            ``$ZOHO_SA_STORE_URL``, ``sqlite:///zohooauth.db``).
+            ``$ZOHO_SA_STORE_URL``, ``sqlite:///zohooauth.db``): the migration runs in a
+            transaction of its own, committed. Or a ``Connection``, e.g. the one in an
+            application's Alembic ``env.py``: as Alembic does, in the transaction the
+            connection is in, not committed, so it commits or rolls back with the caller's
+            work (MySQL/MariaDB commit each DDL statement anyway); with no transaction open,
+            in one of its own, committed. The caller's Alembic ``context`` and ``op`` are
+            left in place.
         revision: an Alembic revision, ``"head"`` by default.
         table_name: the token table's name.
 
@@ -120,9 +150,17 @@ def upgrade(
         sqlalchemy.exc.SQLAlchemyError, alembic.util.CommandError: the migration failed; it
             runs in one transaction where the backend has transactional DDL.
     """
+    if isinstance(url_or_engine, Connection):
+        _upgrade_on(url_or_engine, revision, table_name)
+        return
     with _connection(url_or_engine, write=True) as conn:
-        config = alembic_config(table_name)
-        config.attributes["connection"] = conn
+        _upgrade_on(conn, revision, table_name)
+
+
+def _upgrade_on(conn: Connection, revision: str, table_name: str) -> None:
+    config = alembic_config(table_name)
+    config.attributes["connection"] = conn
+    with nested_alembic():
         command.upgrade(config, revision)
 
 
