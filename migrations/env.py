@@ -22,7 +22,12 @@ from zoho_sa_store.model import DEFAULT_TABLE_NAME, NAMING_CONVENTION, token_tab
 from zoho_sa_store.settings import URL_ENV_VAR, WRITE, check_table_name, make_engine
 
 config = context.config
-if config.config_file_name is not None and "connection" not in config.attributes:
+LOGGING_SECTIONS = ("loggers", "handlers", "formatters")
+if (
+    config.config_file_name is not None
+    and "connection" not in config.attributes
+    and all(config.file_config.has_section(section) for section in LOGGING_SECTIONS)
+):  # an ini of only [alembic] (script_location = zoho_sa_store:migrations) configures none
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 x_args = context.get_x_argument(as_dictionary=True)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from argparse import Namespace
 from pathlib import Path
 
 import pytest
 from alembic import command
+from alembic.config import Config
 from sqlalchemy import inspect, text
 
 from tests.factories import token
 from zoho_sa_store import SQLAlchemyTokenStore, TokenStoreError, current, upgrade
-from zoho_sa_store.migrate import alembic_config, downgrade, version_table
+from zoho_sa_store.migrate import alembic_config, downgrade, script_location, version_table
 from zoho_sa_store.settings import make_engine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,6 +77,19 @@ def test_alembic_command_line(backend_url: str) -> None:
     finally:
         alembic("downgrade", "base")
     assert "zss_cli_check" not in tables(backend_url)
+
+
+def test_an_ini_of_only_script_location(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No logging sections (a wheel install's ini): the URL from -x url= or the environment."""
+    ini = tmp_path / "alembic.ini"
+    ini.write_text(f"[alembic]\nscript_location = {script_location()}\n")
+    by_x = f"sqlite:///{tmp_path / 'x.db'}"
+    command.upgrade(Config(str(ini), cmd_opts=Namespace(x=[f"url={by_x}"])), "head")
+    assert current(by_x) == "0002"
+    by_env = f"sqlite:///{tmp_path / 'env.db'}"
+    monkeypatch.setenv("ZOHO_SA_STORE_URL", by_env)
+    command.upgrade(Config(str(ini)), "head")
+    assert current(by_env) == "0002"
 
 
 def test_version_table_leaves_the_apps_own_alembic_history_alone(backend_url: str) -> None:

@@ -78,6 +78,27 @@ def test_upgrade_from_an_installed_wheel(tmp_path: Path) -> None:
         check=True,
     )
     assert done.stdout.strip() == "0002"
+    ini = tmp_path / "alembic.ini"  # the README's minimal ini for a wheel install
+    ini.write_text("[alembic]\nscript_location = zoho_sa_store:migrations\n")
+    db = tmp_path / "by_alembic.db"
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", str(ini), "-x", f"url=sqlite:///{db}",
+         "upgrade", "head"],
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", SMOKE.replace("upgrade(url)", ""), str(target), str(db)],
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "0002"
 
 
 def test_licence_is_apache_2() -> None:
