@@ -4,7 +4,7 @@ Public names: :class:`SQLAlchemyTokenStore`, :class:`OAuthTokenRow`, :func:`upgr
 :class:`TokenStoreError`, :class:`RefreshPolicy`, :func:`make_engine`; ``__version__``, the
 installed distribution's version (pyproject.toml's ``version``); for an application's own
 Alembic environment in the same database, :func:`include_name` and
-:func:`make_include_name`.
+:func:`make_include_name`; for a readiness endpoint, :func:`check_ready`.
 """
 
 from importlib.metadata import PackageNotFoundError
@@ -12,6 +12,7 @@ from importlib.metadata import version as _version
 
 from zoho_sa_store.alembic_hooks import include_name, make_include_name
 from zoho_sa_store.errors import TokenStoreError
+from zoho_sa_store.health import Readiness, check_ready
 from zoho_sa_store.migrate import current, upgrade
 from zoho_sa_store.model import OAuthTokenRow
 from zoho_sa_store.refresh import RefreshPolicy
@@ -25,10 +26,12 @@ except PackageNotFoundError:  # a source tree on sys.path that was never install
 
 __all__ = [
     "OAuthTokenRow",
+    "Readiness",
     "RefreshPolicy",
     "SQLAlchemyTokenStore",
     "TokenStoreError",
     "__version__",
+    "check_ready",
     "current",
     "include_name",
     "make_engine",
