@@ -47,6 +47,7 @@ from zoho_sa_store.errors import (
     driver_reason,
     failure_message,
 )
+from zoho_sa_store.health import check_ready
 from zoho_sa_store.model import DEFAULT_TABLE_NAME
 from zoho_sa_store.settings import URL_ENV_VAR, check_table_name, resolve_url
 from zoho_sa_store.store import SQLAlchemyTokenStore
@@ -247,9 +248,26 @@ def _store(url: str | None, table_name: str | None) -> SQLAlchemyTokenStore:
 
 
 @command()
-def check(url: str | None, table_name: str | None) -> None:
-    """Exit 0 if the schema is at head and matches the model, else 3."""
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Only the version row and the table's presence (two statements; no model compare).",
+)
+def check(url: str | None, table_name: str | None, quick: bool) -> None:
+    """Exit 0 if the schema is at head and matches the model, else 3.
+
+    With --quick (a readiness probe): 0 ready, 3 not at head or table missing, 1 the
+    database failed.
+    """
     s = _settings(url, table_name, existing=True)
+    if quick:
+        ready = check_ready(s.url, table_name=s.table_name)
+        if ready.database_failed:
+            raise click.ClickException(ready.reason)
+        click.echo(ready.reason)
+        if not ready.ok:
+            sys.exit(EXIT_ATTENTION)
+        return
     if migrate.check(s.url, table_name=s.table_name):
         click.echo(f"{s.table_name}: at head ({migrate.current(s.url, table_name=s.table_name)})")
         return
