@@ -140,7 +140,8 @@ def test_a_statement_failure_names_no_value(backend_url: str) -> None:
     assert result.exit_code == 1
     assert result.output == (
         "Error: list failed: table 'zss_i11n_never_migrated' does not exist; "
-        "run `alembic upgrade head` (or zoho_sa_store.upgrade()) to create it\n"
+        "run `zoho-sa-store upgrade` to create it"
+        " (or zoho_sa_store.upgrade(); `alembic upgrade head` from a clone)\n"
     )
     export = cli("export", "--url", backend_url, "--table", "zss_i11n_never_migrated")
     assert export.output.startswith("Error: export failed: table 'zss_i11n_never_migrated'")
