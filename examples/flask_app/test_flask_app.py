@@ -24,10 +24,11 @@ def flask_db_upgrade(database_url: str) -> None:
     """The deploy: one command, run as a deploy script runs it."""
     env = {**os.environ, "DATABASE_URL": database_url, "FLASK_APP": "app"}
     env["PYTHONPATH"] = os.pathsep.join([str(HERE.parents[1]), env.get("PYTHONPATH", "")])
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "flask", "db", "upgrade"],
-        cwd=HERE, env=env, check=True, capture_output=True, timeout=120,
+        cwd=HERE, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_flask_db_upgrade_deploys_the_app_and_the_store(database_url: str) -> None:
