@@ -126,10 +126,14 @@ def fresh_sdk() -> Iterator[None]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """``backend_url`` (and so ``store``) runs on every backend; on PgBouncer too when marked."""
+    """``backend_url`` (and so ``store``) runs on every backend; on PgBouncer too when marked
+    ``pooled``; only where DDL is transactional (not MySQL/MariaDB) when marked
+    ``transactional_ddl``."""
     if "backend_url" in metafunc.fixturenames:
         pooled = metafunc.definition.get_closest_marker("pooled") is not None
         backends = BACKENDS + tuple(POOLED) if pooled else BACKENDS
+        if metafunc.definition.get_closest_marker("transactional_ddl") is not None:
+            backends = tuple(b for b in backends if b != "mysql")
         metafunc.parametrize("backend_url", backends, indirect=True, scope="session")
 
 

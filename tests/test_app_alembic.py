@@ -7,6 +7,7 @@ dir) and the default version table ``alembic_version``. Its database is its own
 
 from __future__ import annotations
 
+import io
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -220,13 +221,7 @@ def test_hook_names() -> None:
     assert zoho_sa_store.include_name is include_name
 
 
-@pytest.fixture
-def transactional_backend(backend_url: str) -> None:
-    if backend_url.startswith("mysql"):
-        pytest.skip("MySQL/MariaDB commit each DDL statement")
-
-
-@pytest.mark.usefixtures("transactional_backend")
+@pytest.mark.transactional_ddl  # MySQL/MariaDB commit each DDL statement
 def test_a_failed_app_migration_rolls_back_ours_too(app_url: str, app_config: Config) -> None:
     app_config.attributes.update(store_first=True, fail=True, store_engine=True)
     with pytest.raises(RuntimeError, match="the app's migration failed"):
@@ -237,7 +232,7 @@ def test_a_failed_app_migration_rolls_back_ours_too(app_url: str, app_config: Co
     assert {"users", "oauthtoken"} <= tables(app_url) and current(app_url) == "0002"
 
 
-@pytest.mark.usefixtures("transactional_backend")
+@pytest.mark.transactional_ddl  # MySQL/MariaDB commit each DDL statement
 def test_upgrade_on_a_connection_does_not_commit_its_transaction(app_url: str) -> None:
     engine = make_engine(app_url)
     try:
@@ -253,3 +248,14 @@ def test_upgrade_on_a_connection_does_not_commit_its_transaction(app_url: str) -
         assert current(app_url) == "0002"
     finally:
         engine.dispose()
+
+
+def test_only_the_apps_upgrade_runs_the_stores_migrations(app_url: str, app_config: Config) -> None:
+    """The app's env.py runs for every command; the store's migrations only under upgrade."""
+    app_config.stdout = io.StringIO()
+    command.current(app_config)
+    command.stamp(app_config, "head")
+    command.stamp(app_config, "base")
+    assert not {"oauthtoken", "zoho_sa_store_alembic_version"} & tables(app_url)
+    command.upgrade(app_config, "head")
+    assert {"oauthtoken", "zoho_sa_store_alembic_version"} <= tables(app_url)

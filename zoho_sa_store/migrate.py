@@ -112,6 +112,26 @@ def nested_alembic() -> Iterator[None]:
                 proxy._install_proxy()
 
 
+def caller_is_not_upgrading() -> bool:
+    """True when an application's Alembic command other than an online ``upgrade`` is running.
+
+    An application's ``env.py`` runs for every command (``revision --autogenerate``,
+    ``check``, ``current``, ``downgrade``, ``stamp``, ``upgrade --sql``): the store's
+    migrations must run only under ``upgrade`` itself. Alembic's ``upgrade`` command passes
+    a step function named ``upgrade`` to its ``EnvironmentContext`` (``context.get_context()
+    .opts["fn"]``), as Flask-Migrate's does; no running Alembic command: False.
+    """
+    proxy = getattr(sys.modules.get("alembic.context"), "_proxy", None)
+    if proxy is None:
+        return False  # called outside an Alembic command: upgrade
+    try:
+        running = proxy.get_context()
+    except Exception:  # an environment not configured yet: nothing to judge by
+        return False
+    step = running.opts.get("fn")
+    return bool(running.as_sql) or getattr(step, "__name__", None) != "upgrade"
+
+
 @contextmanager
 def _connection(
     url_or_engine: str | URL | Engine | None, write: bool = False
@@ -142,7 +162,10 @@ def upgrade(
             connection is in, not committed, so it commits or rolls back with the caller's
             work (MySQL/MariaDB commit each DDL statement anyway); with no transaction open,
             in one of its own, committed. The caller's Alembic ``context`` and ``op`` are
-            left in place.
+            left in place. Called from an application's ``env.py``, it runs only when the
+            application's command is an online ``upgrade`` (see
+            :func:`caller_is_not_upgrading`): ``revision --autogenerate``, ``check``,
+            ``current``, ``downgrade``, ``stamp`` and ``--sql`` leave the store alone.
         revision: an Alembic revision, ``"head"`` by default.
         table_name: the token table's name.
 
@@ -151,6 +174,8 @@ def upgrade(
             runs in one transaction where the backend has transactional DDL.
     """
     if isinstance(url_or_engine, Connection):
+        if caller_is_not_upgrading():
+            return
         _upgrade_on(url_or_engine, revision, table_name)
         return
     with _connection(url_or_engine, write=True) as conn:

@@ -68,14 +68,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/health")
     def health(request: Request) -> dict[str, Any]:
-        """200 once the token table is deployed; 503 before ``zoho-sa-store upgrade``."""
-        try:
-            revision = zoho_sa_store.current(request.app.state.store.engine)
-        except Exception as error:  # the database is down: say so, not how
-            raise HTTPException(503, "database unavailable") from error
-        if revision is None:
-            raise HTTPException(503, "token table missing: run `zoho-sa-store upgrade`")
-        return {"status": "ok", "token_store_revision": revision}
+        """200 once the token table is deployed at head; 503 with the reason otherwise."""
+        ready = zoho_sa_store.check_ready(request.app.state.store.engine)  # never raises
+        if not ready:
+            raise HTTPException(503, ready.reason)  # names the problem, never a secret
+        return {"status": "ok"}
 
     @app.get("/zoho/me")
     def zoho_me(request: Request) -> dict[str, Any]:

@@ -82,7 +82,10 @@ def token_store(app: Flask) -> SQLAlchemyTokenStore:
     """The app's one store, on the app's own database (close it with ``.close()``)."""
     with _sdk_lock:
         if "zoho_sa_store" not in app.extensions:
-            url = app.config["SQLALCHEMY_DATABASE_URI"]
+            # the URL Flask-SQLAlchemy resolved (a relative SQLite path lives in the
+            # instance folder, where `flask db upgrade` deployed), not the configured one
+            with app.app_context():
+                url = db.engine.url.render_as_string(hide_password=False)
             app.extensions["zoho_sa_store"] = SQLAlchemyTokenStore(url)
         store: SQLAlchemyTokenStore = app.extensions["zoho_sa_store"]
         return store

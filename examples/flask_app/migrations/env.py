@@ -76,16 +76,9 @@ def run_migrations_online():
 
         with context.begin_transaction():
             context.run_migrations()
-            # zoho-sa-store: its own history (own version table), same transaction
-            if _upgrading():
-                zoho_sa_store.upgrade(connection)
-
-
-def _upgrading():
-    """True under ``flask db upgrade``; ``migrate``, ``check``, ``current``, ``downgrade`` and
-    ``stamp`` leave the store alone (``zoho-sa-store`` has its own commands for it)."""
-    fn = context.get_context().opts.get("fn")  # the function alembic.command.upgrade passes
-    return getattr(fn, "__name__", None) == "upgrade"
+            # zoho-sa-store: its own history (own version table), same transaction;
+            # runs under `flask db upgrade` only (migrate, check, current... leave it alone)
+            zoho_sa_store.upgrade(connection)
 
 
 if context.is_offline_mode():
