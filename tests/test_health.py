@@ -90,5 +90,7 @@ def test_check_quick_exit_codes(backend_url: str) -> None:
     assert missing.exit_code == 3
     assert missing.output == "zss_no: not migrated (no version table): run upgrade\n"
     failed = runner.invoke(main, ["check", "--quick", "--url", UNREACHABLE])
-    assert failed.exit_code == 1 and failed.output.startswith("Error: database failed (")
+    # like every other command: the command, and the driver's reason for a failed connect
+    assert failed.exit_code == 1 and failed.output.startswith("Error: check failed (")
+    assert "refused" in failed.output.lower()
     assert "pw-secret" not in failed.output

@@ -263,7 +263,8 @@ def check(url: str | None, table_name: str | None, quick: bool) -> None:
     if quick:
         ready = check_ready(s.url, table_name=s.table_name)
         if ready.database_failed:
-            raise click.ClickException(ready.reason)
+            why = describe_failure(ready.error, s.url) if ready.error else ready.reason
+            raise click.ClickException(why)
         click.echo(ready.reason)
         if not ready.ok:
             sys.exit(EXIT_ATTENTION)

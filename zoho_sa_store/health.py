@@ -8,7 +8,7 @@ which also compares the table with the model, is :func:`zoho_sa_store.migrate.ch
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from alembic.script import ScriptDirectory
 from sqlalchemy import URL, Connection, Engine, column, false, literal_column, select, table
@@ -33,11 +33,14 @@ class Readiness:
             driver message.
         database_failed: the database could not be reached or queried (not a schema
             problem): ``zoho-sa-store check --quick`` exits 1 for it, 3 otherwise.
+        error: the SQLAlchemy error behind ``database_failed`` (not in the repr), for a
+            caller that reports the driver's reason itself, as the CLI does.
     """
 
     ok: bool
     reason: str
     database_failed: bool = False
+    error: Exception | None = field(default=None, repr=False, compare=False)
 
     def __bool__(self) -> bool:
         return self.ok
@@ -111,7 +114,7 @@ def check_ready(
     except SQLAlchemyError as error:
         code = driver_code(error)
         kind = type(error).__name__ + (f" {code}" if code else "")
-        return Readiness(False, f"database failed ({kind})", database_failed=True)
+        return Readiness(False, f"database failed ({kind})", database_failed=True, error=error)
     finally:
         if engine is not None and engine is not url_or_engine:
             engine.dispose()
