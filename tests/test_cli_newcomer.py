@@ -180,3 +180,10 @@ def test_demo_output_fits_100_columns(backend_url: str) -> None:
         expiry = re.search(r"expiry_time=(.*)$", result.output, re.MULTILINE)
         assert expiry is not None
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\dZ", expiry[1]), expiry[1]
+
+
+def test_a_url_whose_driver_is_missing_says_which_and_how_to_install_it(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["--url", "mysql+mysqldb://root@127.0.0.1:1/none", "upgrade"])
+    assert result.exit_code == 1
+    assert "'MySQLdb' is not installed" in result.output and "mysql+pymysql://" in result.output
+    assert "Traceback" not in result.output

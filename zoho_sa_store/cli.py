@@ -72,6 +72,12 @@ def failures_as_messages(command: F) -> F:
         except (TokenStoreError, SQLAlchemyError, CommandError) as error:
             message = describe_failure(error, kwargs.get("url"), kwargs.get("source_url"))
             raise click.ClickException(message) from error
+        except ModuleNotFoundError as error:  # the URL's driver is not installed
+            raise click.ClickException(
+                f"the database driver {error.name!r} is not installed: name the driver in the "
+                "URL (postgresql+psycopg2://, mysql+pymysql://) and install its extra "
+                "(pip install 'zoho-sa-store[postgres]', '[psycopg]' or '[mysql]')"
+            ) from error
 
     return wrapper  # type: ignore[return-value]
 
