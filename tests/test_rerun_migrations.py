@@ -14,13 +14,13 @@ from sqlalchemy.exc import OperationalError
 from tests.conftest import ensure_database
 from tests.factories import token
 from zoho_sa_store import SQLAlchemyTokenStore, current, upgrade
-from zoho_sa_store.migrate import alembic_config, check, version_table
+from zoho_sa_store.migrate import alembic_config, check, head, version_table
 from zoho_sa_store.model import OAuthTokenRow
 from zoho_sa_store.settings import make_engine
 
 TABLE = "zss_rerun"
 TOKEN_COLUMNS = ("access_token", "grant_token", "refresh_token")
-HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
+HEAD = head()
 # the store's columns a restore from an older revision may lack (0001 had no save_key)
 OPTIONAL_COLUMNS = [c for c in ("api_domain", "save_key") if c in OAuthTokenRow.__table__.c]
 

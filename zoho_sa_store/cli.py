@@ -35,7 +35,6 @@ from typing import Any, TypeVar
 from urllib.parse import quote, quote_plus, unquote
 
 import click
-from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import URL
 from sqlalchemy.exc import SQLAlchemyError, StatementError
@@ -278,7 +277,7 @@ def check(url: str | None, table_name: str | None, quick: bool) -> None:
     if migrate.check(s.url, table_name=s.table_name):
         click.echo(f"{s.table_name}: at head ({migrate.current(s.url, table_name=s.table_name)})")
         return
-    head = ScriptDirectory.from_config(migrate.alembic_config(s.table_name)).get_current_head()
+    head = migrate.head()
     now = migrate.current(s.url, table_name=s.table_name)
     if now == head:
         click.echo(f"{s.table_name}: at head ({head}) but the table differs from the model")

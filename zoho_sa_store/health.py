@@ -7,15 +7,14 @@ which also compares the table with the model, is :func:`zoho_sa_store.migrate.ch
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 
-from alembic.script import ScriptDirectory
 from sqlalchemy import URL, Connection, Engine, column, false, literal_column, select, table
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from zoho_sa_store.errors import driver_code
-from zoho_sa_store.migrate import alembic_config, version_table
+from zoho_sa_store.migrate import head as migrate_head
+from zoho_sa_store.migrate import version_table
 from zoho_sa_store.model import DEFAULT_TABLE_NAME
 from zoho_sa_store.settings import ONE_STATEMENT, check_table_name, make_engine
 
@@ -44,12 +43,6 @@ class Readiness:
 
     def __bool__(self) -> bool:
         return self.ok
-
-
-@functools.cache
-def packaged_head() -> str | None:
-    """The head revision of the packaged migrations (read from the scripts once)."""
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def _missing_table(error: SQLAlchemyError) -> bool:
@@ -105,7 +98,7 @@ def check_ready(
         ValueError: an invalid ``table_name``.
     """
     name = check_table_name(table_name)
-    head = packaged_head()
+    head = migrate_head()
     engine: Engine | None = None
     try:
         engine = url_or_engine if isinstance(url_or_engine, Engine) else make_engine(url_or_engine)

@@ -8,6 +8,7 @@ the same database.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import io
 import sys
@@ -218,6 +219,12 @@ def current(
         return context.get_current_revision()
 
 
+@functools.cache
+def head() -> str | None:
+    """The head revision of the packaged migrations (read from the scripts once)."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
 def check(
     url_or_engine: str | URL | Engine | None = None, *, table_name: str = DEFAULT_TABLE_NAME
 ) -> bool:
@@ -231,10 +238,9 @@ def check(
         sqlalchemy.exc.SQLAlchemyError: the database could not be read.
     """
     config = alembic_config(table_name)
-    head = ScriptDirectory.from_config(config).get_current_head()
     with _connection(url_or_engine) as conn:
         opts = {"version_table": version_table(table_name)}
-        if MigrationContext.configure(conn, opts=opts).get_current_revision() != head:
+        if MigrationContext.configure(conn, opts=opts).get_current_revision() != head():
             return False
         config.attributes["connection"] = conn
         config.stdout = io.StringIO()  # not "No new upgrade operations detected." on stdout
