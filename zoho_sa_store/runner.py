@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import PoolProxiedConnection, StaticPool
 
-from zoho_sa_store.errors import TokenStoreError, driver_code, store_error
+from zoho_sa_store.errors import TokenStoreError, connection_failure, driver_code, store_error
 from zoho_sa_store.settings import (
     AUTOCOMMIT_ENGINES,
     ONE_STATEMENT,
@@ -193,7 +193,7 @@ class Runner:
         """The table's name if the failure is that it does not exist (checked only on error)."""
         if not isinstance(error, DBAPIError) or error.connection_invalidated:
             return None
-        if error.statement is None:  # failed to connect: do not wait for the server twice
+        if connection_failure(error):  # do not wait for an unreachable server twice
             return None
         try:
             with self.engine.connect() as conn:

@@ -36,14 +36,14 @@ class Statements:
         self._built: dict[tuple[Any, ...], Executable] = {}
         self._compiled: dict[int, _Compiled] = {}
 
-    def select(self, names: tuple[str, ...], *, newest: bool = False, lock: bool = False) -> Any:
+    def select(self, names: tuple[str, ...], *, newest: bool = False) -> Any:
         """``SELECT <the SDK's columns> WHERE name = :name AND ...``.
 
         The SDK's columns in :class:`~zoho_sa_store.tokens.TokenFields`' order, then
-        ``saved_at``. ``newest``: the most recently saved matching row only; ``lock``:
-        ``FOR UPDATE``.
+        ``saved_at``. ``newest``: the most recently saved matching row only (a refresh locks
+        its row with :meth:`lock_row` first).
         """
-        key = ("select", names, newest, lock)
+        key = ("select", names, newest)
         stmt = self._built.get(key)
         if stmt is None:
             c = self.table.c
@@ -52,7 +52,7 @@ class Statements:
             )
             if newest:
                 query = query.order_by(c.saved_at.desc()).limit(1)
-            stmt = self._built[key] = query.with_for_update() if lock else query
+            stmt = self._built[key] = query
         return stmt
 
     def page(self) -> Executable:
