@@ -12,7 +12,6 @@ as in a new process.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,24 +19,13 @@ import pytest
 from sqlalchemy import MetaData, create_engine
 from zohocrmsdk.src.com.zoho.crm.api.initializer import Initializer
 
-from tests.conftest import REQUIRE_VAR, configured_url, ensure_database
-
-_unavailable: dict[str, str] = {}
+from tests.conftest import configured_url, ensure_database, require_server
 
 
 def _empty_server_database(backend: str) -> str:
     url = configured_url(backend)
     url = url.set(database=f"{url.database}_examples")
-    if backend not in _unavailable:
-        try:
-            ensure_database(url)
-        except Exception as error:  # any driver's "cannot connect"
-            _unavailable[backend] = f"{type(error).__name__}: {error}"
-    if backend in _unavailable:
-        message = f"{backend} test server unavailable ({_unavailable[backend]})"
-        if os.environ.get(REQUIRE_VAR):
-            pytest.fail(f"{message}; {REQUIRE_VAR} is set", pytrace=False)
-        pytest.skip(message)
+    require_server(f"{backend} (examples)", lambda: ensure_database(url))
     engine = create_engine(url)
     try:
         with engine.begin() as conn:

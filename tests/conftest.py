@@ -17,7 +17,7 @@ directly by :func:`direct_url`.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -91,6 +91,23 @@ def answers(url: URL) -> None:
 
 
 _unavailable: dict[str, str] = {}
+"""Per server (or database): "" once prepared, else why it cannot be had."""
+
+
+def require_server(key: str, prepare: Callable[[], object]) -> None:
+    """Run ``prepare`` once per ``key``; when it failed, skip the test (fail it when
+    ``ZOHO_SA_STORE_REQUIRE_BACKENDS`` is set)."""
+    if key not in _unavailable:
+        try:
+            prepare()
+            _unavailable[key] = ""
+        except Exception as error:  # any driver's "cannot connect"
+            _unavailable[key] = f"{type(error).__name__}: {error}"
+    if _unavailable[key]:
+        message = f"{key} test server unavailable ({_unavailable[key]})"
+        if os.environ.get(REQUIRE_VAR):
+            pytest.fail(f"{message}; {REQUIRE_VAR} is set", pytrace=False)
+        pytest.skip(message)
 
 
 def backend_or_skip(backend: str, tmp_dir: Path) -> str:
@@ -98,18 +115,13 @@ def backend_or_skip(backend: str, tmp_dir: Path) -> str:
     if backend == "sqlite":
         return f"sqlite:///{tmp_dir / 'tokens.db'}"
     url = configured_url(backend)
-    if backend not in _unavailable:
-        try:
-            ensure_database(direct_url(backend))
-            if backend in POOLED:
-                answers(url)
-        except Exception as error:  # any driver's "cannot connect"
-            _unavailable[backend] = f"{type(error).__name__}: {error}"
-    if backend in _unavailable:
-        message = f"{backend} test server unavailable ({_unavailable[backend]})"
-        if os.environ.get(REQUIRE_VAR):
-            pytest.fail(f"{message}; {REQUIRE_VAR} is set", pytrace=False)
-        pytest.skip(message)
+
+    def prepare() -> None:
+        ensure_database(direct_url(backend))
+        if backend in POOLED:
+            answers(url)
+
+    require_server(backend, prepare)
     return url.render_as_string(hide_password=False)
 
 

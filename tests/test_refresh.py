@@ -36,8 +36,8 @@ def load_sdk_json() -> None:
     Initializer.json_details = Initializer.get_json(path)
 
 
-def expired_user(store: SQLAlchemyTokenStore, stand_in: ZohoStandIn, tmp: Path) -> str:
-    """A user whose stored access token has expired; returns the grant the app holds."""
+def stored_user(store: SQLAlchemyTokenStore, stand_in: ZohoStandIn, tmp: Path) -> str:
+    """Ann's token, stored through the SDK; the SDK stays initialized on the stand-in."""
     grant = stand_in.issue_grant("ann@example.com", **CLIENT)
     Initializer.initialize(
         environment=stand_in.environment(),
@@ -45,6 +45,13 @@ def expired_user(store: SQLAlchemyTokenStore, stand_in: ZohoStandIn, tmp: Path) 
         store=store,
         resource_path=str(tmp),
     )
+    stand_in.reset_counts()
+    return grant
+
+
+def expired_user(store: SQLAlchemyTokenStore, stand_in: ZohoStandIn, tmp: Path) -> str:
+    """A user whose stored access token has expired; returns the grant the app holds."""
+    grant = stored_user(store, stand_in, tmp)
     [row] = store.get_tokens()
     expired = OAuthToken(id=row.get_id(), access_token=row.get_access_token())
     expired.set_expires_in(str(int(time.time() * 1000) - 1000))

@@ -11,28 +11,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import URL, create_engine, make_url, text
 from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
-from zohocrmsdk.src.com.zoho.crm.api.initializer import Initializer
 
-from tests.factories import CLIENT_A, token
+from tests.factories import token
+from tests.test_refresh import stored_user
 from zoho_sa_store import SQLAlchemyTokenStore
 from zoho_sa_store.testing import ZohoStandIn
 
 pytestmark = pytest.mark.usefixtures("fresh_sdk")
-
-CLIENT = {"client_id": CLIENT_A[0], "client_secret": CLIENT_A[1]}
-
-
-def stored_user(store: SQLAlchemyTokenStore, stand_in: ZohoStandIn, tmp: Path) -> str:
-    """Ann's token, stored through the SDK; the SDK stays initialized on the stand-in."""
-    grant = stand_in.issue_grant("ann@example.com", **CLIENT)
-    Initializer.initialize(
-        environment=stand_in.environment(),
-        token=OAuthToken(**CLIENT, grant_token=grant),
-        store=store,
-        resource_path=str(tmp),
-    )
-    stand_in.reset_counts()
-    return grant
 
 
 def expire(store: SQLAlchemyTokenStore) -> OAuthToken:
