@@ -18,10 +18,11 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Column, Integer, MetaData, String, Table, inspect, make_url, text
+from sqlalchemy import Column, Integer, MetaData, String, Table, make_url, text
 
 import zoho_sa_store
 from tests.conftest import ensure_database
+from tests.test_migrations import tables
 from zoho_sa_store import current, include_name, make_include_name, upgrade
 from zoho_sa_store.alembic_hooks import store_tables
 from zoho_sa_store.settings import make_engine
@@ -132,14 +133,6 @@ def app_config(app_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     config.set_main_option("script_location", str(scripts))
     config.attributes["url"] = app_url
     return config
-
-
-def tables(url: str) -> set[str]:
-    engine = make_engine(url)
-    try:
-        return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
 
 
 def diffs(url: str, **opts: Any) -> list[Any]:
