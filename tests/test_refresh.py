@@ -310,3 +310,37 @@ def test_policy_is_stale(row: TokenFields, stale: bool) -> None:
 def test_policy_rejects_bad_values(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="must be a number of seconds"):
         RefreshPolicy(**bad)  # type: ignore[arg-type]
+
+
+def test_a_failed_refresh_is_not_repeated_by_threads_waiting_on_the_lock(
+    store: SQLAlchemyTokenStore, tmp_path: Path
+) -> None:
+    """The back-off holds for the threads queued on the row lock, not only for later calls."""
+    with ZohoStandIn(delay=0.2) as stand_in:
+        grant = expired_user(store, stand_in, tmp_path)
+        other = stand_in.issue_grant("other@example.com", **CLIENT)
+        Initializer.initialize(  # the SDK's environment, for the accounts URL
+            environment=stand_in.environment(),
+            token=OAuthToken(**CLIENT, grant_token=other),
+            store=store,
+            resource_path=str(tmp_path),
+        )
+        store.delete_token(str(Initializer.get_initializer().token.get_id()))
+        [row] = store.get_tokens()
+        assert grant and stand_in.revoke(str(row.get_refresh_token()))
+        stand_in.reset_counts()
+        barrier = threading.Barrier(WORKERS)
+        got: list[str | None] = []
+
+        def work() -> None:
+            barrier.wait(timeout=60)
+            found = store.find_token_by_id(str(row.get_id()))
+            got.append(None if found is None else found.get_access_token())
+
+        threads = [threading.Thread(target=work) for _ in range(WORKERS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert stand_in.count(grant_type="refresh_token") == 1  # was one per waiting thread
+        assert got == [row.get_access_token()] * WORKERS  # the stored token, to every thread

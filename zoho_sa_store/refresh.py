@@ -123,7 +123,7 @@ class Refresher:
         """
         if row.id is None or not self.policy.is_stale(row, saved_at=saved_at):
             return row
-        if self._failed_until.get(row.id, 0.0) > time.monotonic():
+        if self._backing_off(row.id):
             return row
         accounts_url, update_api_domain = sdk_accounts(row)
         if accounts_url is None:
@@ -132,18 +132,33 @@ class Refresher:
         def step(current: TokenFields, current_saved_at: int | None) -> Refreshed | None:
             if not self.policy.is_stale(current, saved_at=current_saved_at):
                 return None
-            return request_refresh(
-                accounts_url,
-                current,
-                timeout=self.policy.http_timeout,
-                update_api_domain=update_api_domain,
-            )
+            if self._backing_off(row_id):  # a thread before us on the lock just failed
+                return None
+            try:
+                answer = request_refresh(
+                    accounts_url,
+                    current,
+                    timeout=self.policy.http_timeout,
+                    update_api_domain=update_api_domain,
+                )
+            except RefreshError:
+                self._back_off(row_id)  # now, while the lock still keeps the others waiting
+                raise
+            self._failed_until.pop(row_id, None)
+            return answer
 
+        row_id = row.id
         try:
-            refreshed = locked_refresh(row.id, step)
+            refreshed = locked_refresh(row_id, step)
         except (TokenStoreError, RefreshError) as error:
-            log.warning("refresh of token id %s failed, left to the SDK: %s", row.id, error)
-            self._failed_until[row.id] = time.monotonic() + self.policy.backoff
+            log.warning("refresh of token id %s failed, left to the SDK: %s", row_id, error)
+            self._back_off(row_id)
             return row
-        self._failed_until.pop(row.id, None)
         return refreshed or row
+
+    def _backing_off(self, row_id: str) -> bool:
+        """True while row ``row_id``'s last refresh by this store failed within the back-off."""
+        return self._failed_until.get(row_id, 0.0) > time.monotonic()
+
+    def _back_off(self, row_id: str) -> None:
+        self._failed_until[row_id] = time.monotonic() + self.policy.backoff
