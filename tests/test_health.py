@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -94,3 +95,14 @@ def test_check_quick_exit_codes(backend_url: str) -> None:
     assert failed.exit_code == 1 and failed.output.startswith("Error: check failed (")
     assert "refused" in failed.output.lower()
     assert "pw-secret" not in failed.output
+
+
+def test_a_probe_creates_no_database_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nothing.db"
+    ready = check_ready(f"sqlite:///{missing}")
+    assert (ready.ok, ready.database_failed, ready.reason) == (
+        False,
+        True,
+        f"no database at {missing}",
+    )
+    assert not missing.exists()

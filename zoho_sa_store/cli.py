@@ -32,11 +32,10 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote, quote_plus, unquote
+from urllib.parse import quote, quote_plus
 
 import click
 from alembic.util import CommandError
-from sqlalchemy import URL
 from sqlalchemy.exc import SQLAlchemyError, StatementError
 
 from zoho_sa_store import __version__, admin, importers, migrate
@@ -48,7 +47,7 @@ from zoho_sa_store.errors import (
 )
 from zoho_sa_store.health import check_ready
 from zoho_sa_store.model import DEFAULT_TABLE_NAME
-from zoho_sa_store.settings import URL_ENV_VAR, check_table_name, resolve_url
+from zoho_sa_store.settings import URL_ENV_VAR, check_table_name, resolve_url, sqlite_file
 from zoho_sa_store.store import SQLAlchemyTokenStore
 from zoho_sa_store.tokens import clean_id
 
@@ -120,20 +119,6 @@ def _passwords(urls: Sequence[str | None]) -> set[str]:
         if password:
             found |= {str(password), quote(str(password), safe=""), quote_plus(str(password))}
     return found
-
-
-def sqlite_file(url: str | URL | None) -> str | None:
-    """The file a SQLite ``url`` names; None for another database or an in-memory one."""
-    resolved = resolve_url(url)
-    database = resolved.database
-    if resolved.get_backend_name() != "sqlite" or not database or database == ":memory:":
-        return None
-    if resolved.query.get("uri") in ("true", "1") and database.startswith("file:"):
-        path, _, query = database[len("file:") :].partition("?")
-        if "mode=memory" in query or not path:
-            return None
-        return unquote(path)
-    return database
 
 
 def require_database(url: str | None) -> None:

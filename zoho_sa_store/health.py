@@ -8,6 +8,7 @@ which also compares the table with the model, is :func:`zoho_sa_store.migrate.ch
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import URL, Connection, Engine, column, false, literal_column, select, table
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -16,7 +17,7 @@ from zoho_sa_store.errors import driver_code
 from zoho_sa_store.migrate import head as migrate_head
 from zoho_sa_store.migrate import version_table
 from zoho_sa_store.model import DEFAULT_TABLE_NAME
-from zoho_sa_store.settings import ONE_STATEMENT, check_table_name, make_engine
+from zoho_sa_store.settings import ONE_STATEMENT, check_table_name, make_engine, sqlite_file
 
 MISSING_TABLE_CODES = frozenset({"42P01", "42S02", "1146"})
 """PostgreSQL's undefined_table; MySQL/MariaDB's SQLSTATE and errno for no such table."""
@@ -99,6 +100,10 @@ def check_ready(
     """
     name = check_table_name(table_name)
     head = migrate_head()
+    if not isinstance(url_or_engine, Engine):  # a probe creates no SQLite file
+        path = sqlite_file(url_or_engine)
+        if path is not None and not Path(path).exists():
+            return Readiness(False, f"no database at {path}", database_failed=True)
     engine: Engine | None = None
     try:
         engine = url_or_engine if isinstance(url_or_engine, Engine) else make_engine(url_or_engine)

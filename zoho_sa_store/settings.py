@@ -19,6 +19,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import unquote
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -89,6 +90,20 @@ def resolve_url(url: str | URL | None = None) -> URL:
     if not isinstance(url, (str, URL)):
         raise TypeError(f"url must be a str or sqlalchemy.URL, not {type(url).__name__}")
     return make_url(url)
+
+
+def sqlite_file(url: str | URL | None) -> str | None:
+    """The file a SQLite ``url`` names; None for another database or an in-memory one."""
+    resolved = resolve_url(url)
+    database = resolved.database
+    if resolved.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if resolved.query.get("uri") in ("true", "1") and database.startswith("file:"):
+        path, _, query = database[len("file:") :].partition("?")
+        if "mode=memory" in query or not path:
+            return None
+        return unquote(path)
+    return database
 
 
 def check_table_name(name: object) -> str:
