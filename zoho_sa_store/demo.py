@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from sqlalchemy import URL
 
 from zoho_sa_store.admin import describe_expiry
+from zoho_sa_store.hygiene import safe_url
 from zoho_sa_store.migrate import upgrade
 from zoho_sa_store.model import DEFAULT_TABLE_NAME
 from zoho_sa_store.settings import URL_ENV_VAR, resolve_url
@@ -56,7 +57,7 @@ def rows(store: SQLAlchemyTokenStore) -> list[str]:
 def _database(url: str | URL | None, echo: Callable[[str], object]) -> Iterator[str | URL]:
     """``url``, or a throwaway SQLite file deleted on exit (``$ZOHO_SA_STORE_URL`` unused)."""
     if url is not None:
-        echo(f"database: {resolve_url(url).render_as_string(hide_password=True)}")
+        echo(f"database: {safe_url(resolve_url(url))}")
         yield url
         return
     with tempfile.TemporaryDirectory(prefix="zoho-sa-store-demo-") as directory:
