@@ -190,8 +190,7 @@ def test_export_never_opens_a_device_or_directory(
     result = CliRunner().invoke(main, ["export", "-o", "/dev/null", "--url", backend_url])
     assert result.exit_code == 1
     assert result.output == (
-        "Error: cannot write /dev/null: it is a character device, not a regular file; "
-        "left alone\n"
+        "Error: cannot write /dev/null: it is a character device, not a regular file; left alone\n"
     )
     after = os.stat("/dev/null")
     assert (after.st_mode, after.st_rdev, after.st_ino) == (
