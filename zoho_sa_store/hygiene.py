@@ -42,8 +42,10 @@ def safe_url(url: str | URL) -> str:
         parsed = make_url(url)
     except (ArgumentError, TypeError, ValueError):
         return "<not a database URL>"
-    query = {key: MASK if _secret_key(key) else value for key, value in parsed.query.items()}
-    return parsed.set(query=query).render_as_string(hide_password=True)
+    placeholder = "ZSSMASKEDPASSWORD"  # rendered as is, where "***" would be percent-encoded
+    query = {k: placeholder if _secret_key(k) else v for k, v in parsed.query.items()}
+    shown = parsed.set(query=query).render_as_string(hide_password=True)
+    return shown.replace(placeholder, MASK)
 
 
 def url_secrets(url: str | URL | None) -> set[str]:
