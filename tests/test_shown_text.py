@@ -55,6 +55,15 @@ def test_safe_url_masks_every_password() -> None:
     }
 
 
+def test_a_url_that_does_not_parse_is_a_clear_error() -> None:
+    code, output = cli("--url", f"postgresql+psycopg2://u:{PASSWORD}@db:notaport/x", "list")
+    assert (code, output) == (
+        1,
+        "Error: list failed (ArgumentError): Could not parse SQLAlchemy URL from given URL "
+        "string\n",
+    )
+
+
 def with_password(url: str) -> str:
     return url + ("&" if "?" in url else "?") + f"password={PASSWORD}"
 

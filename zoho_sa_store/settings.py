@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from zoho_sa_store.errors import sqlite_text
@@ -93,7 +93,10 @@ def resolve_url(url: str | URL | None = None) -> URL:
         url = os.environ.get(URL_ENV_VAR) or DEFAULT_URL
     if not isinstance(url, (str, URL)):
         raise TypeError(f"url must be a str or sqlalchemy.URL, not {type(url).__name__}")
-    return make_url(url)
+    try:
+        return make_url(url)
+    except ValueError:  # e.g. a port that is not a number; the text may hold a password
+        raise ArgumentError("Could not parse SQLAlchemy URL from given URL string") from None
 
 
 def sqlite_file(url: str | URL | None) -> str | None:
