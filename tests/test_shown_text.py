@@ -125,6 +125,7 @@ def test_the_cli_escapes_control_characters(store: SQLAlchemyTokenStore, backend
         "list": cli("list", "--url", backend_url),
         "show": cli("show", row_id, "--url", backend_url),
         "json": cli("list", "--json", "--url", backend_url),
+        "show-json": cli("show", row_id, "--json", "--url", backend_url),
         "purge": cli("purge", "--dry-run", "--url", backend_url),
     }
     for name, (code, output) in outputs.items():
@@ -141,6 +142,7 @@ def test_the_cli_escapes_control_characters(store: SQLAlchemyTokenStore, backend
     assert "https://app/cb\\x9b31m\\x7f\\u200b" in outputs["show"][1]
     assert len(outputs["purge"][1].splitlines()) == 2
     assert json.loads(outputs["json"][1])[0]["api_domain"] == HOSTILE["api_domain"]
+    assert json.loads(outputs["show-json"][1])["user_name"] == HOSTILE["user"]
 
 
 def test_printable_json_keeps_the_value() -> None:

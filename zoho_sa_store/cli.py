@@ -45,7 +45,7 @@ from zoho_sa_store.errors import (
     failure_message,
 )
 from zoho_sa_store.health import check_ready
-from zoho_sa_store.hygiene import printable, safe_url, url_secrets
+from zoho_sa_store.hygiene import printable, printable_json, safe_url, url_secrets
 from zoho_sa_store.model import DEFAULT_TABLE_NAME
 from zoho_sa_store.settings import URL_ENV_VAR, check_table_name, resolve_url, sqlite_file
 from zoho_sa_store.store import SQLAlchemyTokenStore
@@ -287,7 +287,7 @@ def show(url: str | None, table_name: str | None, token_id: str, as_json: bool) 
     if row is None:
         raise click.ClickException(f"no token with id {token_id!r}")
     if as_json:
-        click.echo(json.dumps(admin.masked(row), indent=2, ensure_ascii=False))
+        click.echo(printable_json(json.dumps(admin.masked(row), indent=2, ensure_ascii=False)))
         return
     for name, value in admin.masked(row).items():
         click.echo(f"{name + ':':15}{'-' if value is None else printable(value)}")
