@@ -20,6 +20,7 @@ from tests.test_adopt import TABLE, dbstore_table
 from tests.test_secret_errors import reachable_text
 from zoho_sa_store import SQLAlchemyTokenStore, TokenStoreError, upgrade
 from zoho_sa_store.cli import _passwords, main
+from zoho_sa_store.demo import rows
 from zoho_sa_store.hygiene import printable, printable_json, safe_url
 from zoho_sa_store.migrate import downgrade
 from zoho_sa_store.settings import make_engine
@@ -143,6 +144,8 @@ def test_the_cli_escapes_control_characters(store: SQLAlchemyTokenStore, backend
     assert len(outputs["purge"][1].splitlines()) == 2
     assert json.loads(outputs["json"][1])[0]["api_domain"] == HOSTILE["api_domain"]
     assert json.loads(outputs["show-json"][1])["user_name"] == HOSTILE["user"]
+    demo_lines = rows(store)  # the demo's listing of a database named with --url
+    assert len(demo_lines) == 3 and raw_controls("".join(demo_lines)) == []
 
 
 def test_printable_json_keeps_the_value() -> None:

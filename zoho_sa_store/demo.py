@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from sqlalchemy import URL
 
 from zoho_sa_store.admin import describe_expiry
-from zoho_sa_store.hygiene import safe_url
+from zoho_sa_store.hygiene import printable, safe_url
 from zoho_sa_store.migrate import upgrade
 from zoho_sa_store.model import DEFAULT_TABLE_NAME
 from zoho_sa_store.settings import URL_ENV_VAR, resolve_url
@@ -39,7 +39,8 @@ def _current_user() -> str:
 
 
 def rows(store: SQLAlchemyTokenStore) -> list[str]:
-    """The stored rows, one line each, with every secret masked."""
+    """The stored rows, three lines each, with every secret masked and control characters
+    escaped (:func:`~zoho_sa_store.hygiene.printable`)."""
     lines = []
     for t in store.get_tokens():
         signature = t.get_user_signature()
@@ -50,7 +51,7 @@ def rows(store: SQLAlchemyTokenStore) -> list[str]:
             f"    access_token={mask(t.get_access_token())}  "
             f"refresh_token={mask(t.get_refresh_token())}  expiry_time={expiry}",
         ]
-    return lines
+    return [printable(line) for line in lines]  # a stored value cannot forge a line
 
 
 @contextlib.contextmanager
