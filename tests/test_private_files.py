@@ -37,7 +37,7 @@ def umask(value: int) -> Iterator[None]:
         os.umask(old)
 
 
-@pytest.mark.parametrize("mask", [0o022, 0o000])
+@pytest.mark.parametrize("mask", [0o022, 0o000], ids=["umask022", "umask000"])
 def test_sqlite_files_are_created_0600_whatever_the_umask(tmp_path: Path, mask: int) -> None:
     path = tmp_path / "tokens.db"
     with umask(mask):
