@@ -10,7 +10,6 @@ secrets; nothing here prints or logs a value.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -20,7 +19,9 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Select, delete, inspect, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from zoho_sa_store import duplicates, private_files
 from zoho_sa_store.errors import store_error
+from zoho_sa_store.hygiene import printable, printable_json
 from zoho_sa_store.model import SDK_COLUMNS
 from zoho_sa_store.settings import write_transaction
 from zoho_sa_store.store import SQLAlchemyTokenStore
@@ -117,9 +118,14 @@ def delete_row(store: SQLAlchemyTokenStore, token_id: str) -> bool:
 
 
 def delete_all(store: SQLAlchemyTokenStore) -> int:
-    """Delete every row, in one statement; the number deleted."""
+    """Delete every row, in one statement, and every row of the ``<table>_duplicates`` side
+    table (:mod:`~zoho_sa_store.duplicates`), in the same transaction; the number deleted."""
     stmt = delete(store.table)
-    return int(run(store, "delete-all", lambda conn: conn.execute(stmt).rowcount, write=True))
+
+    def work(conn: Connection) -> int:
+        return int(conn.execute(stmt).rowcount) + duplicates.delete_all(conn, store.table_name)
+
+    return run(store, "delete-all", work, write=True)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -154,21 +160,28 @@ def purge(
     is kept. Rows are found and deleted in one transaction, and the delete itself requires
     the refresh token to still be missing, so a row saved meanwhile with one survives.
 
+    The ``<table>_duplicates`` side table's rows go by the same rule
+    (:func:`zoho_sa_store.duplicates.purge`), in the same transaction.
+
     Returns:
-        The rows deleted (with ``dry_run``: the rows that would be; nothing is deleted).
+        The rows deleted (with ``dry_run``: the rows that would be; nothing is deleted),
+        the side table's last, each with a ``"table"`` key naming it.
     """
     cutoff = int(((time.time() if now is None else now) - older_than.total_seconds()) * 1000)
     c = store.table.c
     no_refresh = or_(c.refresh_token.is_(None), c.refresh_token == "")
 
+    def expired(row: TokenRow) -> bool:
+        return (ms := expiry_ms(row)) is not None and ms < cutoff
+
     def work(conn: Connection) -> list[TokenRow]:
         rows = [as_row(row._mapping) for row in conn.execute(_select(store).where(no_refresh))]
-        doomed = [row for row in rows if (ms := expiry_ms(row)) is not None and ms < cutoff]
+        doomed = [row for row in rows if expired(row)]
         ids = [row["id"] for row in doomed]
         for start in range(0, 0 if dry_run else len(ids), DELETE_BATCH):
             batch = ids[start : start + DELETE_BATCH]
             conn.execute(delete(store.table).where(c.id.in_(batch), no_refresh))
-        return doomed
+        return doomed + duplicates.purge(conn, store.table_name, expired, dry_run=dry_run)
 
     return run(store, "purge", work, write=not dry_run)
 
@@ -181,16 +194,18 @@ def masked(row: TokenRow) -> TokenRow:
 def to_json(rows: Sequence[TokenRow], *, include_secrets: bool = False) -> str:
     """A JSON array of the rows, secrets masked unless ``include_secrets``."""
     shown = list(rows) if include_secrets else [masked(row) for row in rows]
-    return json.dumps(shown, indent=2, ensure_ascii=False)
+    return printable_json(json.dumps(shown, indent=2, ensure_ascii=False))
 
 
 def write_private(path: str, text: str) -> None:
-    """Write ``text`` to ``path``, readable by its owner only (mode 0600 where supported)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    if hasattr(os, "fchmod"):
-        os.fchmod(fd, 0o600)  # an existing file keeps its mode through os.open
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        file.write(text)
+    """Write ``text`` to a new file of mode 0600 renamed over ``path``
+    (:func:`zoho_sa_store.private_files.write_private`: never a device, never through a
+    symlink, never a chmod of an existing file).
+
+    Raises:
+        OSError: ``path`` is not a regular file (``NotARegularFile``), or cannot be written.
+    """
+    private_files.write_private(path, text)
 
 
 def describe_expiry(row: TokenRow, now: float | None = None) -> str:
@@ -210,16 +225,13 @@ TABLE_COLUMNS = ("id", "user_name", "client_id", "access_token", "refresh_token"
 
 
 def table_lines(rows: Sequence[TokenRow], now: float | None = None) -> list[str]:
-    """The rows as an aligned text table, secrets masked."""
+    """The rows as an aligned text table, secrets masked, control characters escaped
+    (:func:`~zoho_sa_store.hygiene.printable`)."""
     cells = [[name.upper() for name in TABLE_COLUMNS]]
     for row in rows:
         shown = masked(row)
-        cells.append(
-            [
-                describe_expiry(row, now) if name == "expiry_time" else (shown[name] or "-")
-                for name in TABLE_COLUMNS
-            ]
-        )
+        shown["expiry_time"] = describe_expiry(row, now)
+        cells.append([printable(shown[name] or "-") for name in TABLE_COLUMNS])
     widths = [max(len(line[i]) for line in cells) for i in range(len(TABLE_COLUMNS))]
     return [
         "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in cells

@@ -32,7 +32,6 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote, quote_plus
 
 import click
 from alembic.util import CommandError
@@ -46,6 +45,7 @@ from zoho_sa_store.errors import (
     failure_message,
 )
 from zoho_sa_store.health import check_ready
+from zoho_sa_store.hygiene import printable, printable_json, safe_url, url_secrets
 from zoho_sa_store.model import DEFAULT_TABLE_NAME
 from zoho_sa_store.settings import URL_ENV_VAR, check_table_name, resolve_url, sqlite_file
 from zoho_sa_store.store import SQLAlchemyTokenStore
@@ -109,16 +109,8 @@ def describe_failure(error: Exception, *urls: str | None) -> str:
 
 
 def _passwords(urls: Sequence[str | None]) -> set[str]:
-    """The passwords in ``urls``, as written (percent-encoded) and decoded."""
-    found: set[str] = set()
-    for text in urls:
-        try:
-            password = resolve_url(text).password if text else None
-        except (SQLAlchemyError, TypeError):
-            continue
-        if password:
-            found |= {str(password), quote(str(password), safe=""), quote_plus(str(password))}
-    return found
+    """The passwords in ``urls`` (userinfo and ``?password=``), written and decoded."""
+    return set().union(*(url_secrets(text) for text in urls if text))
 
 
 def require_database(url: str | None) -> None:
@@ -193,7 +185,7 @@ def upgrade(url: str | None, table_name: str | None, revision: str) -> None:
     """Upgrade the schema to REVISION (default: head)."""
     s = _settings(url, table_name)
     migrate.upgrade(s.url, revision, table_name=s.table_name)
-    shown = resolve_url(s.url).render_as_string(hide_password=True)
+    shown = safe_url(resolve_url(s.url))
     click.echo(f"{shown}: {s.table_name} at {migrate.current(s.url, table_name=s.table_name)}")
 
 
@@ -255,7 +247,7 @@ def check(url: str | None, table_name: str | None, quick: bool) -> None:
         if ready.database_failed:
             why = describe_failure(ready.error, s.url) if ready.error else ready.reason
             raise click.ClickException(why)
-        click.echo(ready.reason)
+        click.echo(printable(ready.reason))
         if not ready.ok:
             sys.exit(EXIT_ATTENTION)
         return
@@ -295,10 +287,10 @@ def show(url: str | None, table_name: str | None, token_id: str, as_json: bool) 
     if row is None:
         raise click.ClickException(f"no token with id {token_id!r}")
     if as_json:
-        click.echo(json.dumps(admin.masked(row), indent=2, ensure_ascii=False))
+        click.echo(printable_json(json.dumps(admin.masked(row), indent=2, ensure_ascii=False)))
         return
     for name, value in admin.masked(row).items():
-        click.echo(f"{name + ':':15}{'-' if value is None else value}")
+        click.echo(f"{name + ':':15}{'-' if value is None else printable(value)}")
     click.echo(f"{'expires:':15}{admin.describe_expiry(row)}")
 
 
@@ -345,7 +337,9 @@ def purge(url: str | None, table_name: str | None, older_than: timedelta, dry_ru
         rows = admin.purge(store, older_than, dry_run=dry_run)
     for row in rows:
         user, client = row["user_name"] or "-", row["client_id"] or "-"
-        click.echo(f"{row['id']}  {user}  {client}  {admin.describe_expiry(row)}")
+        where = f"  ({row['table']})" if row.get("table") else ""  # the duplicates side table
+        line = f"{row['id']}  {user}  {client}  {admin.describe_expiry(row)}{where}"
+        click.echo(printable(line))
     click.echo(f"{'would delete' if dry_run else 'deleted'} {len(rows)} token(s)")
 
 
@@ -365,8 +359,9 @@ def export(
     try:
         admin.write_private(output, text + "\n")
     except OSError as error:
-        raise click.ClickException(f"cannot write {output}: {error.strerror or error}") from None
-    click.echo(f"exported {len(rows)} token(s) to {output}", err=True)
+        why = error.strerror or error
+        raise click.ClickException(f"cannot write {printable(output)}: {why}") from None
+    click.echo(f"exported {len(rows)} token(s) to {printable(output)}", err=True)
 
 
 def _import(
@@ -379,9 +374,9 @@ def _import(
         else:
             report = importers.import_rows(store, rows, dry_run=dry_run)
     for message in report.conflicts:
-        click.echo(f"conflict: {message}", err=True)
+        click.echo(f"conflict: {printable(message)}", err=True)
     for message in report.invalid:
-        click.echo(f"invalid: {message}", err=True)
+        click.echo(f"invalid: {printable(message)}", err=True)
     click.echo(("dry run, nothing written: " if dry_run else "") + report.summary())
     if not report.complete:
         sys.exit(EXIT_ATTENTION)

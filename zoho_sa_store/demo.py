@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from sqlalchemy import URL
 
 from zoho_sa_store.admin import describe_expiry
+from zoho_sa_store.hygiene import printable, safe_url
 from zoho_sa_store.migrate import upgrade
 from zoho_sa_store.model import DEFAULT_TABLE_NAME
 from zoho_sa_store.settings import URL_ENV_VAR, resolve_url
@@ -38,7 +39,8 @@ def _current_user() -> str:
 
 
 def rows(store: SQLAlchemyTokenStore) -> list[str]:
-    """The stored rows, one line each, with every secret masked."""
+    """The stored rows, three lines each, with every secret masked and control characters
+    escaped (:func:`~zoho_sa_store.hygiene.printable`)."""
     lines = []
     for t in store.get_tokens():
         signature = t.get_user_signature()
@@ -49,14 +51,14 @@ def rows(store: SQLAlchemyTokenStore) -> list[str]:
             f"    access_token={mask(t.get_access_token())}  "
             f"refresh_token={mask(t.get_refresh_token())}  expiry_time={expiry}",
         ]
-    return lines
+    return [printable(line) for line in lines]  # a stored value cannot forge a line
 
 
 @contextlib.contextmanager
 def _database(url: str | URL | None, echo: Callable[[str], object]) -> Iterator[str | URL]:
     """``url``, or a throwaway SQLite file deleted on exit (``$ZOHO_SA_STORE_URL`` unused)."""
     if url is not None:
-        echo(f"database: {resolve_url(url).render_as_string(hide_password=True)}")
+        echo(f"database: {safe_url(resolve_url(url))}")
         yield url
         return
     with tempfile.TemporaryDirectory(prefix="zoho-sa-store-demo-") as directory:

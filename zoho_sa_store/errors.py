@@ -10,9 +10,13 @@ no statement and so no value in it.
 
 from __future__ import annotations
 
+import pickle
+import sqlite3
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, event
+from sqlalchemy.exc import DBAPIError, StatementError
 from zohocrmsdk.src.com.zoho.crm.api.exception.sdk_exception import SDKException
 
 UPGRADE_HINT = (
@@ -44,6 +48,7 @@ class TokenStoreError(SDKException):  # type: ignore[misc]
     ) -> None:
         # The SDK appends str(cause) to its message; we keep the cause out of the text.
         super().__init__(code=self.CODE, message=message)
+        cause = scrub(cause)  # no bound value, cursor or connection on the chain
         self.cause = cause
         self.__cause__ = cause
         self.operation = operation
@@ -74,8 +79,6 @@ def store_error(
         error: the exception raised by SQLAlchemy or the driver.
         missing_table: the table's name when the failure is that it does not exist.
     """
-    if hasattr(error, "params"):
-        error.params = None  # bound values (tokens) never travel with the exception
     message = failure_message(operation, error, missing_table=missing_table)
     return TokenStoreError(message, cause=error, operation=operation, missing_table=missing_table)
 
@@ -122,3 +125,111 @@ def driver_reason(error: BaseException, secrets: Iterable[str] = (), limit: int 
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text[:limit]
+
+
+def _exceptions(error: BaseException) -> list[BaseException]:
+    """``error`` and every exception its chain reaches (``__cause__``, ``__context__``,
+    SQLAlchemy's ``orig``, our ``cause``), each once."""
+    found: dict[int, BaseException] = {}
+    pending: list[object] = [error]
+    while pending:
+        item = pending.pop()
+        if not isinstance(item, BaseException) or id(item) in found:
+            continue
+        found[id(item)] = item
+        pending += [item.__cause__, item.__context__]
+        pending += [getattr(item, "orig", None), getattr(item, "cause", None)]
+    return list(found.values())
+
+
+def _holds_query(error: BaseException) -> bool:
+    """A driver's exception that references live objects holding SQL text or the
+    connection: psycopg2's ``cursor`` (``cursor.query`` is the statement with its values
+    inlined), psycopg 3's ``pgconn`` (the connection, its password included) and
+    ``pgresult``."""
+    if getattr(error, "cursor", None) is not None:  # psycopg2 (read-only: copied instead)
+        return True
+    info = vars(error).get("_info")  # psycopg 3: a PGresult or a PGconn, or a plain dict
+    return vars(error).get("_pgconn") is not None or not isinstance(info, (dict, type(None)))
+
+
+def _detached(error: BaseException) -> BaseException:
+    """A copy of a driver's exception without its live references (its pickled form keeps
+    the class, message and SQLSTATE, e.g. psycopg2's ``pgcode``, psycopg 3's ``sqlstate``),
+    or ``error`` itself when it has none or cannot be copied."""
+    if not _holds_query(error):
+        return error
+    try:
+        copy: BaseException = pickle.loads(pickle.dumps(error))  # noqa: S301 (our own bytes)
+    except Exception:
+        return error
+    copy.__cause__, copy.__context__ = error.__cause__, error.__context__
+    copy.__suppress_context__ = error.__suppress_context__
+    copy.__traceback__ = error.__traceback__
+    return copy
+
+
+def scrub(error: BaseException | None) -> BaseException | None:
+    """Strip token values from ``error`` and every exception its chain reaches, in place.
+
+    SQLAlchemy's ``StatementError.params`` (the bound values) becomes None. A driver's
+    exception that references its cursor or connection (psycopg2's ``cursor``, whose
+    ``query`` holds the statement with the tokens inlined; psycopg 3's ``pgconn`` and
+    ``pgresult``) is replaced, everywhere the chain refers to it, by a copy without them
+    (same class, message and code). PyMySQL's and sqlite3's exceptions hold only their
+    code and message. The traceback's frames are left alone: as with any Python
+    exception, they hold the local variables of the calls they record.
+
+    Returns:
+        ``error``, or its copy when ``error`` itself is such a driver exception.
+    """
+    if error is None:
+        return None
+    chain = _exceptions(error)
+    copies = {id(e): _detached(e) for e in chain}
+    chain += [copy for copy in copies.values() if copy not in chain]
+
+    def clean(item: BaseException | None) -> BaseException | None:
+        return None if item is None else copies.get(id(item), item)
+
+    for item in chain:
+        if isinstance(item, StatementError):
+            item.params = None
+            item.orig = clean(item.orig)
+        item.__cause__, item.__context__ = clean(item.__cause__), clean(item.__context__)
+        cause = getattr(item, "cause", None)
+        if isinstance(cause, BaseException) and clean(cause) is not cause:
+            item.cause = clean(cause)  # type: ignore[attr-defined]
+    return clean(error)
+
+
+def sqlite_text(data: bytes) -> str:
+    """Decode a SQLite TEXT value (the connections' ``text_factory``) as UTF-8.
+
+    sqlite3's own decoding error quotes the stored text ("Could not decode to UTF-8 column
+    'x' with text '...'"), a token included. This one names the byte's position only.
+
+    Raises:
+        sqlite3.DataError: the value is not UTF-8 (written by another program).
+    """
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        position = error.start  # the error holds the bytes: it must not become a context
+    raise sqlite3.DataError(
+        f"a stored text value is not valid UTF-8 (byte {position} of {len(data)}); "
+        "its text is not shown"
+    )
+
+
+def sqlite_text_safely(engine: Engine) -> None:
+    """On a SQLite engine, decode every TEXT value with :func:`sqlite_text` (no-op elsewhere).
+
+    The store's engines get it from :func:`zoho_sa_store.settings.configure_sqlite`.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _text_factory(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.text_factory = sqlite_text

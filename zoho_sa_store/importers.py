@@ -38,7 +38,8 @@ from zohocrmsdk.src.com.zoho.crm.api.exception.sdk_exception import SDKException
 from zohocrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
 
 from zoho_sa_store.admin import run
-from zoho_sa_store.errors import TokenStoreError
+from zoho_sa_store.errors import TokenStoreError, sqlite_text_safely
+from zoho_sa_store.hygiene import safe_url
 from zoho_sa_store.model import SDK_COLUMNS
 from zoho_sa_store.settings import LOGGING_NAME
 from zoho_sa_store.store import SQLAlchemyTokenStore
@@ -142,7 +143,8 @@ def read_dbstore(url: str, table: str = DBSTORE_TABLE) -> list[SourceRow]:
         raise ValueError(f"invalid table name {table!r}: letters, digits and underscores only")
     # our logging name: the DEBUG row log of this engine is hidden too (rows hold secrets)
     engine = create_engine(url, hide_parameters=True, logging_name=LOGGING_NAME, poolclass=NullPool)
-    shown, database = engine.url.render_as_string(hide_password=True), engine.url.database
+    shown, database = safe_url(engine.url), engine.url.database
+    sqlite_text_safely(engine)  # a value that is not UTF-8 is never quoted
     sqlite_file = engine.dialect.name == "sqlite" and not engine.url.query.get("uri")
     if sqlite_file and database and database != ":memory:" and not Path(database).is_file():
         raise SourceError(f"no SQLite database file {database}")  # connecting would make one

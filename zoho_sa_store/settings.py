@@ -22,8 +22,12 @@ from typing import Any
 from urllib.parse import unquote
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+
+from zoho_sa_store.errors import sqlite_text
+from zoho_sa_store.hygiene import password_in_userinfo
+from zoho_sa_store.private_files import guard_sqlite_file
 
 URL_ENV_VAR = "ZOHO_SA_STORE_URL"
 DEFAULT_URL = "sqlite:///zohooauth.db"
@@ -89,7 +93,10 @@ def resolve_url(url: str | URL | None = None) -> URL:
         url = os.environ.get(URL_ENV_VAR) or DEFAULT_URL
     if not isinstance(url, (str, URL)):
         raise TypeError(f"url must be a str or sqlalchemy.URL, not {type(url).__name__}")
-    return make_url(url)
+    try:
+        return make_url(url)
+    except ValueError:  # e.g. a port that is not a number; the text may hold a password
+        raise ArgumentError("Could not parse SQLAlchemy URL from given URL string") from None
 
 
 def sqlite_file(url: str | URL | None) -> str | None:
@@ -196,7 +203,7 @@ def make_engine(url: str | URL | None = None, **overrides: Any) -> Engine:
         and :func:`new_pool_after_fork`. ``connect_args`` given here are merged into
         :func:`connect_args`' defaults key by key.
     """
-    resolved = resolve_url(url)
+    resolved = password_in_userinfo(resolve_url(url))  # masked wherever SQLAlchemy prints it
     defaults = engine_options(resolved)
     options = {**defaults, **overrides}
     options["connect_args"] = {**defaults["connect_args"], **overrides.get("connect_args", {})}
@@ -287,13 +294,24 @@ def configure_sqlite(engine: Engine, *, memory: bool = False) -> None:
     (``isolation_level=None``) for :func:`explicit_transactions`, whose ``BEGIN IMMEDIATE``
     makes a writer take its lock up front and never fail mid-transaction with "database is
     locked". This follows SQLAlchemy's SQLite dialect documentation.
+
+    Secrets: a missing database file is created 0600, and a shared one warned about
+    (:func:`~zoho_sa_store.private_files.guard_sqlite_file`); ``secure_delete`` overwrites
+    deleted rows (old tokens) with zeros; a stored value that is not UTF-8 fails with a
+    message that does not quote it (:func:`~zoho_sa_store.errors.sqlite_text`).
     """
+    path = None if memory else sqlite_file(engine.url)
+    if path is not None:
+        read_only = re.search(r"mode=r[ow]\b", str(engine.url)) is not None
+        guard_sqlite_file(engine, path, create=not read_only)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None
+        dbapi_connection.text_factory = sqlite_text
         cursor = dbapi_connection.cursor()
         try:
+            cursor.execute("PRAGMA secure_delete=ON")
             if not memory:
                 cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.execute("PRAGMA synchronous=NORMAL")

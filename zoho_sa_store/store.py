@@ -32,12 +32,14 @@ from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
 from zohocrmsdk.src.com.zoho.api.authenticator.store.token_store import TokenStore
 
 from zoho_sa_store.errors import TokenStoreError
+from zoho_sa_store.hygiene import log_warnings, safe_url
 from zoho_sa_store.model import DEFAULT_TABLE_NAME, NAMING_CONVENTION, OAuthTokenRow, token_table
 from zoho_sa_store.refresh import Refresher, RefreshPolicy, RefreshStep
 from zoho_sa_store.rules import SAVE_RULES, Lookup, lookup, save_key
 from zoho_sa_store.runner import LostRace, Runner, retryable
 from zoho_sa_store.settings import (
     WRITE_TIMEOUT_S,
+    HideRows,
     check_table_name,
     make_engine,
     new_pool_after_fork,
@@ -133,11 +135,11 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         self._sql = Statements(self.table, self.engine.dialect)
         self._db = Runner(self.engine, self.table_name, write_timeout)
         new_pool_after_fork(self.engine)  # also for an engine of the caller's
-        if not self.engine.hide_parameters:
-            log.warning("the engine does not hide parameters: errors may show token values")
+        for warning in log_warnings(self.engine, HideRows):  # echo=, hide_parameters=False...
+            log.warning("%s", warning)
 
     def __repr__(self) -> str:
-        url = self.engine.url.render_as_string(hide_password=True)
+        url = safe_url(self.engine.url)
         return f"SQLAlchemyTokenStore({url!r}, table_name={self.table_name!r})"
 
     def close(self) -> None:

@@ -16,8 +16,9 @@ whose version table is gone (a table-only restore): that table is recognised by 
 missing columns, unique constraint and indexes. A table that is neither the DBStore's nor
 the store's is refused.
 
-Downgrade drops the table, and refuses while it holds rows (they would be lost: export
-them first, or pass ``-x drop_data=yes``). An adopted table is not turned back into the
+Downgrade drops the table and its ``<table>_duplicates`` side table (whose rows hold
+secrets too), and refuses while either holds rows (they would be lost: export them first,
+or pass ``-x drop_data=yes``). An adopted table is not turned back into the
 DBStore's shape: its new ids (UUIDs) would not fit ``varchar(10)``.
 
 Revision ID: 0001
@@ -206,12 +207,21 @@ def move_duplicates(name: str, table: sa.TableClause) -> None:
 def downgrade() -> None:
     name = table_name()
     drop_data = context.get_x_argument(as_dictionary=True).get("drop_data") == "yes"
-    rows = op.get_bind().scalar(sa.select(sa.func.count()).select_from(sa.table(name)))
-    if rows and not drop_data and not op.get_context().config.attributes.get("drop_data"):
-        raise RuntimeError(
-            f"downgrade would drop {name!r} with its {rows} tokens: export them first "
-            "(zoho-sa-store export --include-secrets), or pass -x drop_data=yes"
-        )
+    side = f"{name}_duplicates"  # rows moved aside by adopt(): secrets too
+    tables = [name] + ([side] if inspect_table(side) is not None else [])
+    for table in tables:
+        rows = op.get_bind().scalar(sa.select(sa.func.count()).select_from(sa.table(table)))
+        if rows and not drop_data and not op.get_context().config.attributes.get("drop_data"):
+            first = (
+                "export them first (zoho-sa-store export --include-secrets)"
+                if table == name
+                else "they were moved aside when the table was adopted; keep what you need"
+            )
+            raise RuntimeError(
+                f"downgrade would drop {table!r} with its {rows} tokens: {first}, "
+                "or pass -x drop_data=yes"
+            )
     for column in TOKEN_COLUMNS:
         drop_index_if_exists(name, f"ix_{name}_{column}")
-    op.drop_table(name)
+    for table in tables:
+        op.drop_table(table)
