@@ -28,14 +28,13 @@ from sqlalchemy import (
     delete,
 )
 from sqlalchemy.exc import IntegrityError
-from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
-from zohocrmsdk.src.com.zoho.api.authenticator.store.token_store import TokenStore
 
 from zoho_sa_store.errors import TokenStoreError
 from zoho_sa_store.model import DEFAULT_TABLE_NAME, NAMING_CONVENTION, OAuthTokenRow, token_table
 from zoho_sa_store.refresh import Refresher, RefreshPolicy, RefreshStep
 from zoho_sa_store.rules import SAVE_RULES, Lookup, lookup, save_key
 from zoho_sa_store.runner import LostRace, Runner, retryable
+from zoho_sa_store.sdk import OAuthToken, TokenStore
 from zoho_sa_store.settings import (
     WRITE_TIMEOUT_S,
     check_table_name,
@@ -180,11 +179,8 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             TypeError, ValueError: ``token`` is not a valid ``OAuthToken``; no SQL runs.
             TokenStoreError: the database failed (never None for a missing table).
         """
-        found = lookup(token_fields(token))
-        if found is None:
-            return None
-        row = self._find("find_token", found)
-        return None if row is None else merge_into(token, self._fresh(*row))
+        row = self.find_fields(token_fields(token))
+        return None if row is None else merge_into(token, row)
 
     def find_token_by_id(self, id: str) -> OAuthToken | None:
         """A new, complete ``OAuthToken`` built from row ``id``; None when there is none.
@@ -196,8 +192,8 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         token_id = clean_id(id)
         if token_id is None:
             return None
-        row = self._find("find_token_by_id", Lookup("id", (("id", token_id),)))
-        return None if row is None else new_token(self._fresh(*row))
+        row = self.find_fields(TokenFields(id=token_id), "find_token_by_id")
+        return None if row is None else new_token(row)
 
     def save_token(self, token: OAuthToken) -> None:
         """Upsert the token; on return the row is committed.
@@ -215,7 +211,38 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             TokenStoreError: the database failed, or the update would give a second row to
                 one (user_name, client_id).
         """
-        fields = token_fields(token)
+        row_id = self.save_fields(token_fields(token))
+        if token.get_id() != row_id:
+            token.set_id(row_id)  # a new row, or the row the rules found
+
+    # -- the SDK-free core, which adapters of other SDK interfaces share -----------------
+
+    def find_fields(self, fields: TokenFields, operation: str = "find_token") -> TokenFields | None:
+        """The row the first rule of :mod:`zoho_sa_store.rules` that applies to ``fields``
+        finds (the newest), after the coordinated refresh (see :meth:`find_token`); None when
+        no rule applies or no row matches.
+
+        Args:
+            fields: validated values (:func:`~zoho_sa_store.tokens.token_fields`, or an
+                adapter's own conversion, e.g. :mod:`zoho_sa_store.legacy`).
+            operation: the name failures and log lines give.
+
+        Raises:
+            TokenStoreError: the database failed.
+        """
+        found = lookup(fields)
+        if found is None:
+            return None
+        row = self._find(operation, found)
+        return None if row is None else self._fresh(*row)
+
+    def save_fields(self, fields: TokenFields) -> str:
+        """Upsert validated values as :meth:`save_token` does; return the row's id.
+
+        Raises:
+            ValueError: as :meth:`save_token`; nothing is written.
+            TokenStoreError: as :meth:`save_token`.
+        """
         check_expiry(fields.expiry_time)
         if (
             fields.access_token is None
@@ -227,7 +254,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             values, row_id = _saved_values(fields), fields.id
             update = functools.partial(self._update, row_id=row_id, values=values)
             if self._db.run("save_token", update, writes=True):
-                return
+                return row_id
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
                 row_id = self._db.run(
@@ -244,8 +271,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
                     message = f"save_token failed: {error} ({SAVE_ATTEMPTS} attempts)"
                     raise TokenStoreError(message, cause=cause) from error
                 log.debug("save_token: %s; trying again (attempt %d)", error, attempt)
-        if token.get_id() != row_id:
-            token.set_id(row_id)  # a new row, or the row the rules found
+        return row_id
 
     def delete_token(self, id: str) -> None:
         """Delete row ``id``; an unknown or blank id deletes nothing and is not an error.
