@@ -29,6 +29,7 @@ __all__ = [
     "HAS_ZCRMSDK",
     "HAS_ZOHOCRMSDK",
     "INSTALL_HINT",
+    "LEGACY_INSTALL_HINT",
     "SDK_EXCEPTIONS",
     "MissingSDK",
     "OAuthToken",
@@ -70,9 +71,17 @@ HAS_ZCRMSDK = importlib.util.find_spec("zcrmsdk") is not None
 """Whether a ``zcrmsdk`` generation (2_0, 2_1) is installed."""
 
 
+LEGACY_INSTALL_HINT = (
+    'pip install "zoho-sa-store[sdk2]" (zohocrmsdk2_1; [sdk2_0] keeps zohocrmsdk2_0)'
+)
+"""The install command a :class:`MissingSDK` error for ``zcrmsdk`` names."""
+
+
 def require(package: str) -> NoReturn:
-    """Raise :class:`MissingSDK` for the import package ``package`` (``"zohocrmsdk"``)."""
-    raise MissingSDK(f"the Zoho CRM SDK ({package}) is not installed: {INSTALL_HINT}")
+    """Raise :class:`MissingSDK` for the import package ``package`` (``"zohocrmsdk"`` or
+    ``"zcrmsdk"``), naming its install command."""
+    hint = LEGACY_INSTALL_HINT if package == "zcrmsdk" else INSTALL_HINT
+    raise MissingSDK(f"the Zoho CRM SDK ({package}) is not installed: {hint}")
 
 
 def _placeholder(name: str, package: str) -> type:

@@ -291,9 +291,17 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         Raises:
             TokenStoreError: the database failed.
         """
+        return [new_token(row) for row in self.all_fields()]
+
+    def all_fields(self) -> list[TokenFields]:
+        """Every stored row's values, ordered by id (the SDK-free part of :meth:`get_tokens`).
+
+        Raises:
+            TokenStoreError: the database failed.
+        """
         stmt = self._sql.select(()).order_by(self.table.c.id)
         rows: Sequence[Row[Any]] = self._db.run("get_tokens", lambda conn: conn.execute(stmt).all())
-        return [new_token(stored(row._mapping)) for row in rows]
+        return [stored(row._mapping) for row in rows]
 
     def iter_tokens(self, batch: int = 1000) -> Iterator[OAuthToken]:
         """Every stored token, as complete ``OAuthToken`` objects ordered by id, streamed.

@@ -126,6 +126,16 @@ def token_fields(token: object) -> TokenFields:
         "redirect_url": token.get_redirect_url(),
         "api_domain": token.get_api_domain(),
     }
+    return clean_fields(raw)
+
+
+def clean_fields(raw: dict[str, object]) -> TokenFields:
+    """Validate values keyed by column name (missing ones are None) as :func:`token_fields`
+    does: for adapters of other SDK interfaces (:mod:`zoho_sa_store.legacy`).
+
+    Raises:
+        TypeError, ValueError: as :func:`token_fields`; ``KeyError`` for an unknown column.
+    """
     return TokenFields(**{name: _clean(name, value) for name, value in raw.items()})
 
 
