@@ -19,6 +19,7 @@ pytestmark = pytest.mark.zcrmsdk
 sdk_or_skip("zcrmsdk")
 
 from zcrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken  # noqa: E402
+from zcrmsdk.src.com.zoho.api.logger import Logger  # noqa: E402
 from zcrmsdk.src.com.zoho.crm.api.initializer import Initializer  # noqa: E402
 from zcrmsdk.src.com.zoho.crm.api.parameter_map import ParameterMap  # noqa: E402
 from zcrmsdk.src.com.zoho.crm.api.user_signature import UserSignature  # noqa: E402
@@ -51,6 +52,7 @@ def start(zoho: ZohoStandIn, store: LegacyTokenStore, tmp: Path, user: str, toke
         token=token,
         store=store,
         resource_path=str(tmp),
+        logger=Logger.get_instance(Logger.Levels.INFO, str(tmp / "sdk_logs.log")),  # not ./
     )
 
 
