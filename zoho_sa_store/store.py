@@ -179,8 +179,11 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             TypeError, ValueError: ``token`` is not a valid ``OAuthToken``; no SQL runs.
             TokenStoreError: the database failed (never None for a missing table).
         """
-        row = self.find_fields(token_fields(token))
-        return None if row is None else merge_into(token, row)
+        found = lookup(token_fields(token))
+        if found is None:
+            return None
+        row = self._find("find_token", found)
+        return None if row is None else merge_into(token, self._fresh(*row))
 
     def find_token_by_id(self, id: str) -> OAuthToken | None:
         """A new, complete ``OAuthToken`` built from row ``id``; None when there is none.
@@ -192,8 +195,8 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         token_id = clean_id(id)
         if token_id is None:
             return None
-        row = self.find_fields(TokenFields(id=token_id), "find_token_by_id")
-        return None if row is None else new_token(row)
+        row = self._find("find_token_by_id", Lookup("id", (("id", token_id),)))
+        return None if row is None else new_token(self._fresh(*row))
 
     def save_token(self, token: OAuthToken) -> None:
         """Upsert the token; on return the row is committed.
