@@ -24,6 +24,7 @@ import pytest
 from sqlalchemy import URL, create_engine, make_url, text
 
 from zoho_sa_store import SQLAlchemyTokenStore, upgrade
+from zoho_sa_store.sdk import DISTRIBUTIONS, installed
 
 SERVER_URLS = {
     "postgresql": (
@@ -40,6 +41,8 @@ SERVER_URLS = {
     ),
 }
 REQUIRE_VAR = "ZOHO_SA_STORE_REQUIRE_BACKENDS"
+SDK_VAR = "ZOHO_SA_STORE_TEST_SDK"
+"""The SDK distribution a CI leg installed (``zohocrmsdk7_0``, ...); unset: any."""
 pytest_plugins = ["tests.leakcheck", "tests.pgcluster"]
 BACKENDS = ("sqlite", "postgresql", "mysql")
 POOLED = {"pgbouncer": "postgresql+psycopg2", "pgbouncer-psycopg": "postgresql+psycopg"}
@@ -108,6 +111,19 @@ def require_server(key: str, prepare: Callable[[], object]) -> None:
         if os.environ.get(REQUIRE_VAR):
             pytest.fail(f"{message}; {REQUIRE_VAR} is set", pytrace=False)
         pytest.skip(message)
+
+
+def sdk_or_skip(package: str) -> None:
+    """Skip the calling test module unless the import package ``package`` (``"zcrmsdk"``,
+    ``"zohocrmsdk"``) is installed, naming the ``.ci/run`` legs that run it; fail instead when
+    ``ZOHO_SA_STORE_TEST_SDK`` names a distribution of that package (a leg for it)."""
+    if package in {DISTRIBUTIONS[name] for name in installed()}:
+        return
+    legs = ", ".join(name for name, pkg in DISTRIBUTIONS.items() if pkg == package)
+    message = f"needs {package}, not installed here: run by .ci/run's legs for {legs}"
+    if DISTRIBUTIONS.get(os.environ.get(SDK_VAR, "")) == package:
+        pytest.fail(f"{message}; {SDK_VAR} says it is", pytrace=False)
+    pytest.skip(message, allow_module_level=True)
 
 
 def backend_or_skip(backend: str, tmp_dir: Path) -> str:

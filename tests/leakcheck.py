@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
-from zohocrmsdk.src.com.zoho.crm.api.exception.sdk_exception import SDKException
 
 from zoho_sa_store import testing
+from zoho_sa_store.sdk import SDK_EXCEPTIONS
 from zoho_sa_store.store import SQLAlchemyTokenStore
 
 MIN_SECRET_LENGTH = 8
@@ -83,13 +83,19 @@ def _watch_method(name: str) -> None:
 
 
 def _watch_sdk_exceptions() -> None:
-    original = SDKException.__init__
+    for sdk_exception in SDK_EXCEPTIONS:  # the SDKException of each installed SDK
+        if sdk_exception is not Exception:
+            _watch_exception(sdk_exception)
 
-    def init(self: SDKException, *args: Any, **kwargs: Any) -> None:
+
+def _watch_exception(sdk_exception: Any) -> None:
+    original = sdk_exception.__init__
+
+    def init(self: Exception, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
         RECORDER.messages.add(str(self))
 
-    SDKException.__init__ = init
+    sdk_exception.__init__ = init
 
 
 def _watch_stand_in() -> None:

@@ -48,7 +48,11 @@ def test_upgrade_from_an_installed_wheel(tmp_path: Path) -> None:
         assert len(licences) == 1 and ".dist-info/" in licences[0], licences
         assert archive.read(licences[0]) == (ROOT / "LICENSE").read_bytes()
         [metadata] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
-        assert "Requires-Dist: zohocrmsdk8_0<8,>=7" in archive.read(metadata).decode()
+        text = archive.read(metadata).decode()
+        assert 'Requires-Dist: zohocrmsdk8_0<8,>=7; extra == "sdk8"' in text
+        assert 'Requires-Dist: zohocrmsdk7_0<7,>=6; extra == "sdk7"' in text
+        sdks = [line for line in text.splitlines() if line.startswith("Requires-Dist: zohocrm")]
+        assert all("; extra ==" in line for line in sdks), sdks  # none replaces an app's own
     subprocess.run(
         [
             sys.executable,

@@ -1,4 +1,9 @@
-"""The real Zoho CRM SDK drives the store against the offline stand-in, on every backend."""
+"""The real Zoho CRM SDK drives the store against the offline stand-in, on every backend.
+
+Run with every ``zohocrmsdk`` generation by ``.ci/run`` (8_0 here, 7_0, 6_0, 5_0 in their own
+venvs). zohocrmsdk5_0 never looks the user up: its tokens get the user from the app's
+``UserSignature`` (:func:`oauth`). Revoking by id needs zohocrmsdk8_0 7.0.0 or newer.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,12 @@ from pathlib import Path
 import pytest
 from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
 from zohocrmsdk.src.com.zoho.crm.api.initializer import Initializer
-from zohocrmsdk.src.com.zoho.crm.api.parameter_map import ParameterMap
-from zohocrmsdk.src.com.zoho.crm.api.users import GetUsersParam, UsersOperations
+from zohocrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
 
 from tests.factories import CLIENT_A, CLIENT_B
 from zoho_sa_store import SQLAlchemyTokenStore
+from zoho_sa_store.demo import current_user
+from zoho_sa_store.sdk import can_revoke_by_id, finds_user
 from zoho_sa_store.testing import DEFAULT_ORG_ID, ZohoStandIn
 
 pytestmark = pytest.mark.usefixtures("fresh_sdk")
@@ -23,11 +29,28 @@ BOB = "bob@example.com"
 CLIENT = {"client_id": CLIENT_A[0], "client_secret": CLIENT_A[1]}
 
 
+def stored_name(email: str) -> str:
+    """The user name the SDK saves for ``email``: ``email:org`` once it looks the user up
+    (6_0 and newer), else the app's ``UserSignature(email)`` (5_0)."""
+    return f"{email}:{DEFAULT_ORG_ID}" if finds_user() else email
+
+
+def oauth(user: str, **kw: str) -> OAuthToken:
+    """The app's token for ``user``; with the user's signature where the SDK looks nobody up."""
+    if not finds_user() and "id" not in kw:
+        return OAuthToken(user_signature=UserSignature(user), **kw)
+    return OAuthToken(**kw)
+
+
 def initialize(
-    stand_in: ZohoStandIn, store: SQLAlchemyTokenStore, tmp: Path, **kw: object
+    stand_in: ZohoStandIn,
+    store: SQLAlchemyTokenStore,
+    tmp: Path,
+    user: str = ANN,
+    **kw: str,
 ) -> OAuthToken:
     """``Initializer.initialize`` as an app calls it; returns the token it was given."""
-    token = OAuthToken(**{**CLIENT, **kw}) if "id" not in kw else OAuthToken(**kw)  # type: ignore[arg-type]
+    token = oauth(user, **CLIENT, **kw) if "id" not in kw else OAuthToken(**kw)
     Initializer.initialize(
         environment=stand_in.environment(), token=token, store=store, resource_path=str(tmp)
     )
@@ -36,10 +59,7 @@ def initialize(
 
 def current_user_email() -> str:
     """One real CRM call through the SDK: authenticate -> get_token -> the store."""
-    params = ParameterMap()
-    params.add(GetUsersParam.type, "CurrentUser")
-    response = UsersOperations().get_users(params)
-    return str(response.get_object().get_users()[0].get_email())
+    return current_user()
 
 
 def test_grant_is_exchanged_and_saved_with_the_user_name(
@@ -48,7 +68,7 @@ def test_grant_is_exchanged_and_saved_with_the_user_name(
     grant = zoho_stand_in.issue_grant(ANN, **CLIENT)
     token = initialize(zoho_stand_in, store, tmp_path, grant_token=grant)
     [row] = store.get_tokens()
-    assert row.get_user_signature().get_name() == f"{ANN}:{DEFAULT_ORG_ID}"
+    assert row.get_user_signature().get_name() == stored_name(ANN)
     assert row.get_access_token() == zoho_stand_in.issued_access_tokens[-1]
     assert row.get_refresh_token() == zoho_stand_in.issued_refresh_tokens[-1]
     assert row.get_grant_token() == grant
@@ -143,12 +163,12 @@ def test_switch_user_between_two_users_on_two_threads(
             errors.append(error)
 
     threads = [
-        threading.Thread(target=work, args=(ANN, OAuthToken(**CLIENT, grant_token=ann_grant))),
+        threading.Thread(target=work, args=(ANN, oauth(ANN, **CLIENT, grant_token=ann_grant))),
         threading.Thread(
             target=work,
             args=(
                 BOB,
-                OAuthToken(client_id=CLIENT_B[0], client_secret=CLIENT_B[1], grant_token=bob_grant),
+                oauth(BOB, client_id=CLIENT_B[0], client_secret=CLIENT_B[1], grant_token=bob_grant),
             ),
         ),
     ]
@@ -159,10 +179,16 @@ def test_switch_user_between_two_users_on_two_threads(
     assert errors == []
     assert seen == {ANN: [ANN] * 5, BOB: [BOB] * 5}
     names = sorted(t.get_user_signature().get_name() for t in store.get_tokens())
-    assert names == [f"{ANN}:{DEFAULT_ORG_ID}", f"{BOB}:{DEFAULT_ORG_ID}"]
+    assert names == [stored_name(ANN), stored_name(BOB)]
     assert zoho_stand_in.count(grant_type="authorization_code") == 2
 
 
+@pytest.mark.xfail(
+    not can_revoke_by_id(),
+    strict=True,
+    reason="the SDK's OAuthToken.revoke builds OAuthToken() without the id and its constructor"
+    " refuses it (MANDATORY VALUE ERROR) before the store is asked: fixed in zohocrmsdk8_0 7.0.0",
+)
 def test_revoke_by_id(
     store: SQLAlchemyTokenStore, zoho_stand_in: ZohoStandIn, tmp_path: Path
 ) -> None:
@@ -171,7 +197,7 @@ def test_revoke_by_id(
     )
     bob_grant = zoho_stand_in.issue_grant(BOB, **CLIENT)
     Initializer.initializer = None
-    initialize(zoho_stand_in, store, tmp_path, grant_token=bob_grant)
+    initialize(zoho_stand_in, store, tmp_path, BOB, grant_token=bob_grant)
     ann_refresh = store.find_token_by_id(ann.get_id()).get_refresh_token()
     assert ann.revoke(ann.get_id()) is True
     assert not zoho_stand_in.is_live(ann_refresh)
@@ -186,9 +212,26 @@ def test_remove_deletes_the_row(
         zoho_stand_in, store, tmp_path, grant_token=zoho_stand_in.issue_grant(ANN, **CLIENT)
     )
     Initializer.initializer = None
-    initialize(zoho_stand_in, store, tmp_path, grant_token=zoho_stand_in.issue_grant(BOB, **CLIENT))
+    bob_grant = zoho_stand_in.issue_grant(BOB, **CLIENT)
+    initialize(zoho_stand_in, store, tmp_path, BOB, grant_token=bob_grant)
     assert len(store.get_tokens()) == 2
     assert ann.remove() is True
-    assert [t.get_user_signature().get_name() for t in store.get_tokens()] == [
-        f"{BOB}:{DEFAULT_ORG_ID}"
-    ]
+    assert [t.get_user_signature().get_name() for t in store.get_tokens()] == [stored_name(BOB)]
+
+
+def test_a_second_grant_for_the_same_user_adds_no_row(
+    store: SQLAlchemyTokenStore, zoho_stand_in: ZohoStandIn, tmp_path: Path
+) -> None:
+    """The user authorises the app again. 6_0 and newer exchange the new grant, look the user
+    up and update the user's row; on 5_0 the app's UserSignature finds the stored token, which
+    the SDK keeps using (no exchange). Either way: one row per (user, client)."""
+    first = initialize(
+        zoho_stand_in, store, tmp_path, grant_token=zoho_stand_in.issue_grant(ANN, **CLIENT)
+    )
+    Initializer.initializer = None
+    initialize(zoho_stand_in, store, tmp_path, grant_token=zoho_stand_in.issue_grant(ANN, **CLIENT))
+    assert current_user_email() == ANN
+    [row] = store.get_tokens()
+    assert row.get_id() == first.get_id()
+    assert row.get_user_signature().get_name() == stored_name(ANN)
+    assert zoho_stand_in.count(grant_type="authorization_code") == (2 if finds_user() else 1)

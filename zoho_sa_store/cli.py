@@ -47,6 +47,7 @@ from zoho_sa_store.errors import (
 from zoho_sa_store.health import check_ready
 from zoho_sa_store.hygiene import printable, printable_json, safe_url, url_secrets
 from zoho_sa_store.model import DEFAULT_TABLE_NAME
+from zoho_sa_store.sdk import MissingSDK
 from zoho_sa_store.settings import URL_ENV_VAR, check_table_name, resolve_url, sqlite_file
 from zoho_sa_store.store import SQLAlchemyTokenStore
 from zoho_sa_store.tokens import clean_id
@@ -70,6 +71,8 @@ def failures_as_messages(command: F) -> F:
         except (TokenStoreError, SQLAlchemyError, CommandError) as error:
             message = describe_failure(error, kwargs.get("url"), kwargs.get("source_url"))
             raise click.ClickException(message) from error
+        except MissingSDK as error:  # the demo, the imports: the Zoho SDK is not installed
+            raise click.ClickException(str(error)) from error
         except ModuleNotFoundError as error:  # the URL's driver is not installed
             raise click.ClickException(
                 f"the database driver {error.name!r} is not installed: name the driver in the "

@@ -13,6 +13,7 @@ import contextlib
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from sqlalchemy import URL
 
@@ -20,6 +21,14 @@ from zoho_sa_store.admin import describe_expiry
 from zoho_sa_store.hygiene import printable, safe_url
 from zoho_sa_store.migrate import upgrade
 from zoho_sa_store.model import DEFAULT_TABLE_NAME
+from zoho_sa_store.sdk import (
+    HAS_ZOHOCRMSDK,
+    can_revoke_by_id,
+    current_user_choice,
+    finds_user,
+    installed,
+    require,
+)
 from zoho_sa_store.settings import URL_ENV_VAR, resolve_url
 from zoho_sa_store.store import SQLAlchemyTokenStore
 from zoho_sa_store.testing import ZohoStandIn
@@ -29,12 +38,23 @@ DEMO_USER = "demo.user@example.com"
 DEMO_CLIENT = {"client_id": "1000.DEMOCLIENTID", "client_secret": "demo-client-secret"}
 
 
-def _current_user() -> str:
+def current_user() -> str:
+    """The current user's email, from one CRM ``get_users`` call through the installed
+    ``zohocrmsdk`` (its ``type`` parameter a ``Choice`` on 6_0 and 7_0, a str elsewhere).
+
+    Raises:
+        SDKException: the SDK's call failed.
+    """
     from zohocrmsdk.src.com.zoho.crm.api.parameter_map import ParameterMap
     from zohocrmsdk.src.com.zoho.crm.api.users import GetUsersParam, UsersOperations
 
     params = ParameterMap()
-    params.add(GetUsersParam.type, "CurrentUser")
+    if current_user_choice():
+        from zohocrmsdk.src.com.zoho.crm.api.util.choice import Choice
+
+        params.add(GetUsersParam.type, Choice("CurrentUser"))
+    else:
+        params.add(GetUsersParam.type, "CurrentUser")
     return str(UsersOperations().get_users(params).get_object().get_users()[0].get_email())
 
 
@@ -85,6 +105,8 @@ def run_demo(
         TokenStoreError: the database failed.
         SDKException: the SDK failed (it should not: the stand-in answers everything).
     """
+    if not HAS_ZOHOCRMSDK:
+        require("zohocrmsdk")
     with _database(url, echo) as database:
         _lifecycle(database, echo, table_name)
 
@@ -92,7 +114,14 @@ def run_demo(
 def _lifecycle(url: str | URL, echo: Callable[[str], object], table_name: str) -> None:
     from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
     from zohocrmsdk.src.com.zoho.crm.api.initializer import Initializer
+    from zohocrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
 
+    sdk = ", ".join(f"{name} {version}" for name, version in installed().items()) or "?"
+    echo(f"SDK: {sdk}")
+    client: dict[str, Any] = dict(DEMO_CLIENT)
+    if not finds_user():  # zohocrmsdk5_0: the app names the user (see the README)
+        client["user_signature"] = UserSignature(DEMO_USER)
+        echo(f"  this SDK does not look the user up: the tokens carry {DEMO_USER} from the app")
     upgrade(url, table_name=table_name)
     with ZohoStandIn() as zoho, tempfile.TemporaryDirectory() as resources:
 
@@ -105,23 +134,23 @@ def _lifecycle(url: str | URL, echo: Callable[[str], object], table_name: str) -
         store = SQLAlchemyTokenStore(url, table_name=table_name)
         echo(f"table: {table_name}; Zoho stand-in at {zoho.url} (nothing leaves 127.0.0.1)")
         grant = zoho.issue_grant(DEMO_USER, **DEMO_CLIENT)
-        token = OAuthToken(**DEMO_CLIENT, grant_token=grant)
+        token = OAuthToken(**client, grant_token=grant)
         start(store, token)
         echo(f"1. grant {mask(grant)} exchanged and saved as id {token.get_id()}")
-        echo(f"   CRM says the current user is {_current_user()}")
+        echo(f"   CRM says the current user is {current_user()}")
         store.close()
 
         store = SQLAlchemyTokenStore(url, table_name=table_name)
-        start(store, OAuthToken(**DEMO_CLIENT, grant_token=grant))
-        _current_user()
+        start(store, OAuthToken(**client, grant_token=grant))
+        current_user()
         exchanges = zoho.count(grant_type="authorization_code")
         echo(f"2. restarted process found the token: {exchanges} grant exchange(s) in all")
 
         expired = OAuthToken(id=token.get_id(), access_token=token.get_access_token())
         expired.set_expires_in(str(int(time.time() * 1000) - 1000))
         store.save_token(expired)
-        start(store, OAuthToken(**DEMO_CLIENT, grant_token=grant))
-        _current_user()
+        start(store, OAuthToken(**client, grant_token=grant))
+        current_user()
         refreshed = store.find_token_by_id(token.get_id())
         assert refreshed is not None
         echo(
@@ -130,10 +159,16 @@ def _lifecycle(url: str | URL, echo: Callable[[str], object], table_name: str) -
         )
 
         start(store, OAuthToken(id=token.get_id()))
-        echo(f"4. OAuthToken(id={token.get_id()!r}) works: CRM user {_current_user()}")
+        echo(f"4. OAuthToken(id={token.get_id()!r}) works: CRM user {current_user()}")
 
-        revoked = token.revoke(token.get_id())
-        echo(f"5. revoke({token.get_id()!r}) -> {revoked} (the SDK keeps the row; Zoho forgets it)")
+        if can_revoke_by_id():
+            revoked = token.revoke(token.get_id())
+            echo(f"5. revoke({token.get_id()!r}) -> {revoked}")
+            echo("   (the SDK keeps the row; Zoho forgets the refresh token)")
+        else:
+            echo("5. revoke(id) skipped: this SDK's OAuthToken.revoke builds OAuthToken() without")
+            echo("   the id, which the SDK refuses before the store is asked (zohocrmsdk8_0 7.0.0")
+            echo("   or newer revokes by id)")
         echo("stored rows:")
         for line in rows(store):
             echo(line)

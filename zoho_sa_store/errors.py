@@ -1,7 +1,7 @@
 """Errors raised by the store, and the one place that wraps SQLAlchemy's.
 
 The SDK expects its own ``SDKException`` from a store
-(``zohocrmsdk/src/com/zoho/crm/api/exception/sdk_exception.py``), so
+(``zohocrmsdk/src/com/zoho/crm/api/exception/sdk_exception.py``, or ``zcrmsdk``'s), so
 :class:`TokenStoreError` is one. Its message never holds a driver's text, which may quote
 a value: only the operation, the error's class and code, and a hint. The command line adds
 the driver's reason for a failure to connect or log in (:func:`failure_message`), which has
@@ -17,7 +17,8 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import DBAPIError, StatementError
-from zohocrmsdk.src.com.zoho.crm.api.exception.sdk_exception import SDKException
+
+from zoho_sa_store.sdk import SDK_EXCEPTIONS
 
 UPGRADE_HINT = (
     "run `zoho-sa-store upgrade` to create it"
@@ -25,8 +26,11 @@ UPGRADE_HINT = (
 )
 
 
-class TokenStoreError(SDKException):  # type: ignore[misc]
+class TokenStoreError(*SDK_EXCEPTIONS):  # type: ignore[misc]
     """A database failure in the token store (code ``"TOKEN_STORE"``).
+
+    An ``SDKException`` of every installed SDK family (``zohocrmsdk``, ``zcrmsdk``; see
+    :data:`zoho_sa_store.sdk.SDK_EXCEPTIONS`), so each SDK handles it as its own.
 
     Attributes:
         code: always ``"TOKEN_STORE"``.

@@ -33,14 +33,12 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, MetaData, Table, create_engine, insert, select
 from sqlalchemy.exc import IntegrityError, NoSuchTableError
 from sqlalchemy.pool import NullPool
-from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
-from zohocrmsdk.src.com.zoho.crm.api.exception.sdk_exception import SDKException
-from zohocrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
 
 from zoho_sa_store.admin import run
 from zoho_sa_store.errors import TokenStoreError, sqlite_text_safely
 from zoho_sa_store.hygiene import safe_url
 from zoho_sa_store.model import SDK_COLUMNS
+from zoho_sa_store.sdk import OAuthToken, SDKException, UserSignature
 from zoho_sa_store.settings import LOGGING_NAME
 from zoho_sa_store.store import SQLAlchemyTokenStore
 from zoho_sa_store.tokens import TokenFields, check_expiry, stored, token_fields

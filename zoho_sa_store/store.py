@@ -28,8 +28,6 @@ from sqlalchemy import (
     delete,
 )
 from sqlalchemy.exc import IntegrityError
-from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
-from zohocrmsdk.src.com.zoho.api.authenticator.store.token_store import TokenStore
 
 from zoho_sa_store.errors import TokenStoreError
 from zoho_sa_store.hygiene import log_warnings, safe_url
@@ -37,6 +35,7 @@ from zoho_sa_store.model import DEFAULT_TABLE_NAME, NAMING_CONVENTION, OAuthToke
 from zoho_sa_store.refresh import Refresher, RefreshPolicy, RefreshStep
 from zoho_sa_store.rules import SAVE_RULES, Lookup, lookup, save_key
 from zoho_sa_store.runner import LostRace, Runner, retryable
+from zoho_sa_store.sdk import OAuthToken, TokenStore
 from zoho_sa_store.settings import (
     WRITE_TIMEOUT_S,
     HideRows,
@@ -217,7 +216,38 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             TokenStoreError: the database failed, or the update would give a second row to
                 one (user_name, client_id).
         """
-        fields = token_fields(token)
+        row_id = self.save_fields(token_fields(token))
+        if token.get_id() != row_id:
+            token.set_id(row_id)  # a new row, or the row the rules found
+
+    # -- the SDK-free core, which adapters of other SDK interfaces share -----------------
+
+    def find_fields(self, fields: TokenFields, operation: str = "find_token") -> TokenFields | None:
+        """The row the first rule of :mod:`zoho_sa_store.rules` that applies to ``fields``
+        finds (the newest), after the coordinated refresh (see :meth:`find_token`); None when
+        no rule applies or no row matches.
+
+        Args:
+            fields: validated values (:func:`~zoho_sa_store.tokens.token_fields`, or an
+                adapter's own conversion, e.g. :mod:`zoho_sa_store.legacy`).
+            operation: the name failures and log lines give.
+
+        Raises:
+            TokenStoreError: the database failed.
+        """
+        found = lookup(fields)
+        if found is None:
+            return None
+        row = self._find(operation, found)
+        return None if row is None else self._fresh(*row)
+
+    def save_fields(self, fields: TokenFields) -> str:
+        """Upsert validated values as :meth:`save_token` does; return the row's id.
+
+        Raises:
+            ValueError: as :meth:`save_token`; nothing is written.
+            TokenStoreError: as :meth:`save_token`.
+        """
         check_expiry(fields.expiry_time)
         if (
             fields.access_token is None
@@ -229,7 +259,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             values, row_id = _saved_values(fields), fields.id
             update = functools.partial(self._update, row_id=row_id, values=values)
             if self._db.run("save_token", update, writes=True):
-                return
+                return row_id
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
                 row_id = self._db.run(
@@ -246,8 +276,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
                     message = f"save_token failed: {error} ({SAVE_ATTEMPTS} attempts)"
                     raise TokenStoreError(message, cause=cause) from error
                 log.debug("save_token: %s; trying again (attempt %d)", error, attempt)
-        if token.get_id() != row_id:
-            token.set_id(row_id)  # a new row, or the row the rules found
+        return row_id
 
     def delete_token(self, id: str) -> None:
         """Delete row ``id``; an unknown or blank id deletes nothing and is not an error.
@@ -267,9 +296,17 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         Raises:
             TokenStoreError: the database failed.
         """
+        return [new_token(row) for row in self.all_fields()]
+
+    def all_fields(self) -> list[TokenFields]:
+        """Every stored row's values, ordered by id (the SDK-free part of :meth:`get_tokens`).
+
+        Raises:
+            TokenStoreError: the database failed.
+        """
         stmt = self._sql.select(()).order_by(self.table.c.id)
         rows: Sequence[Row[Any]] = self._db.run("get_tokens", lambda conn: conn.execute(stmt).all())
-        return [new_token(stored(row._mapping)) for row in rows]
+        return [stored(row._mapping) for row in rows]
 
     def iter_tokens(self, batch: int = 1000) -> Iterator[OAuthToken]:
         """Every stored token, as complete ``OAuthToken`` objects ordered by id, streamed.

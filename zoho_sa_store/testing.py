@@ -10,16 +10,19 @@
   gets HTTP 200 ``{"error": "invalid_code"}``, as from Zoho.
 - ``POST /oauth/v2/token/revoke`` (``token`` in the form or query): revokes a refresh token and
   its access tokens: ``{"status": "success"}``, or ``{"status": "error"}`` if unknown.
-- ``GET /crm/v8/users`` and ``GET /crm/v8/org`` (``Authorization: Zoho-oauthtoken <token>``):
-  the token's user and org, so that ``Utility.get_user_name`` returns ``"email:org_id"``; a
-  bad, expired or revoked token gets 401 :data:`INVALID_TOKEN`.
+- ``GET /crm/v<version>/users`` and ``GET /crm/v<version>/org`` for every API version an SDK
+  calls (``v8``, ``v7``, ``v6``, ``v5``, ``v2.1``, ``v2``; ``Authorization:
+  Zoho-oauthtoken <token>``): the token's user and org, so that ``Utility.get_user_name``
+  returns ``"email:org_id"``; a bad, expired or revoked token gets 401 :data:`INVALID_TOKEN`.
 
 Tokens look like Zoho's (``1000.<32 hex>.<32 hex>``) and are never logged. Only the standard
-library is imported here; the SDK is imported by :meth:`ZohoStandIn.environment`.
+library is imported here; the SDK is imported by :meth:`ZohoStandIn.environment`, which
+serves the installed one: ``zohocrmsdk`` (5_0 to 8_0) or else ``zcrmsdk`` (2_0, 2_1).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import secrets
@@ -46,7 +49,7 @@ INVALID_TOKEN = _error("INVALID_TOKEN", "invalid oauth token")
 _INVALID_URL = _error("INVALID_URL_PATTERN", "Please check the URL")
 _GRANT_PATH = "/oauth/v2/token"
 _REVOKE_PATH = "/oauth/v2/token/revoke"
-_CRM_PATH = re.compile(r"^/crm/v\d+/(users|org)$")
+_CRM_PATH = re.compile(r"^/crm/v\d+(?:\.\d+)?/(users|org)$")
 _AUTH_SCHEME = "Zoho-oauthtoken"
 
 
@@ -132,10 +135,23 @@ class ZohoStandIn:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def environment(self) -> Any:
-        """A ``DataCenter.Environment(url, url + "/oauth/v2/token", url)`` for the SDK."""
-        from zohocrmsdk.src.com.zoho.crm.api.dc.data_center import DataCenter
+        """A ``DataCenter.Environment(url, url + "/oauth/v2/token", url)`` for the SDK.
 
-        return DataCenter.Environment(self.url, self.url + _GRANT_PATH, self.url)
+        The installed SDK's class: ``zohocrmsdk``'s, else ``zcrmsdk``'s. Where its
+        constructor also takes a ``name`` (zohocrmsdk5_0, zcrmsdk), it is ``"stand_in"``.
+
+        Raises:
+            ImportError: neither SDK is installed.
+        """
+        try:
+            from zohocrmsdk.src.com.zoho.crm.api.dc.data_center import DataCenter
+        except ImportError:
+            from zcrmsdk.src.com.zoho.crm.api.dc.data_center import DataCenter
+
+        urls = (self.url, self.url + _GRANT_PATH, self.url)
+        if "name" in inspect.signature(DataCenter.Environment).parameters:
+            return DataCenter.Environment(*urls, "stand_in")
+        return DataCenter.Environment(*urls)
 
     def issue_grant(
         self, email: str, *, client_id: str, client_secret: str, org_id: str = DEFAULT_ORG_ID

@@ -11,10 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
-from zohocrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
-
 from zoho_sa_store.model import MAX_TOKEN_LENGTH
+from zoho_sa_store.sdk import HAS_ZOHOCRMSDK, OAuthToken, UserSignature, require
 
 SECRET_FIELDS = frozenset({"client_secret", "refresh_token", "access_token", "grant_token"})
 """Fields whose values never appear in a log line, message or repr."""
@@ -98,12 +96,15 @@ def token_fields(token: object) -> TokenFields:
         Its values as :class:`TokenFields` (blank strings as None).
 
     Raises:
+        MissingSDK: ``zohocrmsdk`` is not installed (an ``ImportError``).
         TypeError: ``token`` is not an ``OAuthToken``, a field is not a str/None, or the user
             signature is not a ``UserSignature`` with a str/None name.
         ValueError: a value holds a NUL character or a lone surrogate, is too long for its
             column, or ``expires_in`` is not a str of digits.
     """
     if not isinstance(token, OAuthToken):
+        if not HAS_ZOHOCRMSDK:
+            require("zohocrmsdk")
         raise TypeError(f"expected an OAuthToken, not {type(token).__name__}")
     signature = token.get_user_signature()
     user_name: object = None
@@ -125,6 +126,16 @@ def token_fields(token: object) -> TokenFields:
         "redirect_url": token.get_redirect_url(),
         "api_domain": token.get_api_domain(),
     }
+    return clean_fields(raw)
+
+
+def clean_fields(raw: dict[str, object]) -> TokenFields:
+    """Validate values keyed by column name (missing ones are None) as :func:`token_fields`
+    does: for adapters of other SDK interfaces (:mod:`zoho_sa_store.legacy`).
+
+    Raises:
+        TypeError, ValueError: as :func:`token_fields`; ``KeyError`` for an unknown column.
+    """
     return TokenFields(**{name: _clean(name, value) for name, value in raw.items()})
 
 
