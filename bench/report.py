@@ -18,10 +18,11 @@ STORE_ORDER = {
     "floor": 0,
     "ours": 1,
     "ours+pre_ping": 2,
-    "ours+encrypted": 3,
-    "blog": 4,
-    "FileStore": 5,
-    "DBStore": 6,
+    "ours+prepared": 3,
+    "ours+encrypted": 4,
+    "blog": 5,
+    "FileStore": 6,
+    "DBStore": 7,
 }
 BACKEND_ORDER = {"sqlite": 0, "postgresql": 1, "psycopg": 2, "mariadb": 3, "csv": 4}
 BACKEND_NAMES = {

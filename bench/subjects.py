@@ -22,7 +22,7 @@ from bench.stores import (
     sql_delete_inserted,
 )
 
-STORES = ("ours", "floor", "pre_ping", "filestore", "dbstore", "blog")
+STORES = ("ours", "floor", "pre_ping", "prepared", "filestore", "dbstore", "blog")
 BACKENDS = ("sqlite", "postgresql", "psycopg", "mariadb")
 """``postgresql``: PostgreSQL through psycopg2; ``psycopg``: the same database through psycopg 3."""
 REFERENCE = ("filestore", "dbstore")
@@ -34,6 +34,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
     # the reconnect strategy's price: what SQLAlchemy's pre-ping would cost every call,
     # against ours (a dead connection invalidates the pool and the call runs once more)
     "pre_ping": ("ours+pre_ping", {"pool_pre_ping": True}, SERVER_BACKENDS),
+    # psycopg 3's server-side prepared statements, an opt-in (see the README's Configuration)
+    "prepared": ("ours+prepared", {"connect_args": {"prepare_threshold": 5}}, ("psycopg",)),
     # the encrypted store goes here: ("ours+encrypted", {<its keyring options>}, BACKENDS)
 }
 """Our store in each configuration measured; each is its own row, on the same filled rows."""

@@ -79,7 +79,7 @@ def test_the_insert_never_writes_into_an_existing_row(store: SQLAlchemyTokenStor
     values |= {"access_token": "1000.x", "saved_at": 1}
     stmt = store._sql.insert_new(tuple(sorted(values)), (("id",),))
     with store.engine.connect() as conn:
-        assert store._sql.execute(conn, stmt, values).rowcount == 0
+        assert store._sql.execute(conn, stmt, values | {"g0_id": "other"}).rowcount == 0
         conn.commit()
     found = store.find_token_by_id(first.get_id())
     assert found is not None and found.get_access_token() == "1000.a"

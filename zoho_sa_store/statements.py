@@ -149,8 +149,8 @@ class Statements:
         """A first save in one statement: insert unless a row the save would update exists.
 
         ``INSERT INTO t (name, ...) SELECT :name, ... WHERE NOT EXISTS (SELECT * FROM t WHERE
-        g = :g AND ...) AND ...``, one ``NOT EXISTS`` per group of ``guards`` (each group's
-        columns take the inserted values), and on a unique conflict nothing:
+        g = :g0_g AND ...) AND ...``, one ``NOT EXISTS`` per group of ``guards`` (group ``k``'s
+        column ``g`` compared with the parameter ``gk_g``), and on a unique conflict nothing:
         ``ON CONFLICT DO NOTHING`` on PostgreSQL and SQLite, ``INSERT IGNORE`` on
         MySQL/MariaDB. Its row count is 1 when it inserted, else 0; it never writes into an
         existing row.
@@ -167,8 +167,10 @@ class Statements:
             c = self.table.c
             values = select(*(bindparam(n, type_=c[n].type) for n in names)).where(
                 *(
-                    ~exists().where(*(c[g] == bindparam(g, type_=c[g].type) for g in group))
-                    for group in guards
+                    ~exists().where(
+                        *(c[g] == bindparam(f"g{k}_{g}", type_=c[g].type) for g in group)
+                    )
+                    for k, group in enumerate(guards)
                 )
             )
             name = self.dialect.name

@@ -436,17 +436,21 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         found = lookup(fields, SAVE_RULES)
         key = None if found is None else save_key(found)
         values = {"client_id": "", **_saved_values(fields), "id": fields.id or str(uuid.uuid4())}
-        guards: tuple[tuple[str, ...], ...] = (("id",),)
+        criteria: list[tuple[tuple[str, Any], ...]] = [(("id", values["id"]),)]
         if found is not None:
-            guards += (tuple(name for name, _ in found.criteria),)
+            criteria.append(found.criteria)
         if key is not None:
             values["save_key"] = key
-            guards += (("save_key",),)
+            criteria.append((("save_key", key),))
+        guards = tuple(tuple(name for name, _ in group) for group in criteria)
         stmt = self._sql.insert_new(tuple(sorted(values)), guards)
+        params = values | {
+            f"g{k}_{name}": value for k, group in enumerate(criteria) for name, value in group
+        }
         try:
             inserted = self._db.run(
                 "save_token",
-                lambda conn: self._sql.execute(conn, stmt, values).rowcount,
+                lambda conn: self._sql.execute(conn, stmt, params).rowcount,
                 writes=True,
             )
         except TokenStoreError as error:
