@@ -60,24 +60,26 @@ class Readers:
             engine.pool, (StaticPool, SingletonThreadPool)
         )
 
-    def connection(self) -> Any | None:
-        """This thread's reader (a DBAPI ``sqlite3.Connection``), opened on first use; None
-        when :data:`MAX_READERS` threads have one already (then use the pool)."""
+    def cursor(self) -> Any | None:
+        """A cursor of this thread's reader (a DBAPI ``sqlite3.Connection``), opened on first
+        use; None when :data:`MAX_READERS` threads have one already (then use the pool)."""
         local = self._local
         if getattr(local, "generation", -1) == self._generation:
-            return local.connection
+            return local.cursor
         with self._lock:
             if len(self._open) >= MAX_READERS:
                 return None
             generation = self._generation
         raw = self.engine.raw_connection()  # the pool's connect events have run on it
         connection = raw.dbapi_connection
+        assert connection is not None
         raw.detach()
         holder = _Holder(connection)
         with self._lock:
             self._open.add(holder)
         local.connection, local.holder, local.generation = connection, holder, generation
-        return connection
+        local.cursor = connection.cursor()
+        return local.cursor
 
     def discard(self) -> None:
         """Close this thread's reader (it failed); the next lookup opens another."""

@@ -156,7 +156,7 @@ class Runner:
         the thread's own reader (:mod:`zoho_sa_store.readers`) replaces the pool's checkout.
         """
         if self._readers is not None:
-            reader = self._readers.connection()
+            reader = self._readers.cursor()
             if reader is not None:
                 return self._read(operation, reader, sql, params)
         dialect = self.engine.dialect
@@ -198,11 +198,12 @@ class Runner:
                     raw.close()
         raise AssertionError("unreachable")
 
-    def _read(self, operation: str, reader: Any, sql: str, params: Any) -> tuple[Any, ...] | None:
+    def _read(self, operation: str, cursor: Any, sql: str, params: Any) -> tuple[Any, ...] | None:
         """One lookup on this thread's SQLite reader, its rows read to the end (no read
         transaction is left open); a failed reader is closed and replaced for the next."""
         try:
-            rows = reader.execute(sql, params).fetchall()
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
         except Exception as error:
             assert self._readers is not None
             self._readers.discard()
@@ -213,7 +214,7 @@ class Runner:
                 sql, params, error, dbapi_error, hide_parameters=True, dialect=self.engine.dialect
             )
             raise self._wrap(operation, wrapped) from wrapped
-        return tuple(rows[0]) if rows else None
+        return rows[0] if rows else None  # sqlite3's rows are tuples
 
     def _wrap(self, operation: str, error: SQLAlchemyError) -> TokenStoreError:
         return store_error(operation, error, missing_table=self._missing_table(error))
