@@ -11,12 +11,29 @@ DEFAULT_URLS = {
     "postgresql": "postgresql+psycopg2://postgres@127.0.0.1:5432/zss_bench",
     "mariadb": "mysql+pymysql://root@127.0.0.1:3306/zss_bench",
 }
-DBSTORE_DATABASE = "zss_bench_dbstore"
+SERVER = {
+    "sqlite": "sqlite",
+    "postgresql": "postgresql",
+    "psycopg": "postgresql",
+    "mariadb": "mariadb",
+}
+"""The database each backend reaches: ``psycopg`` is PostgreSQL through psycopg 3 (the same
+server, database and tables as ``postgresql``, which is psycopg2)."""
+
+
+def psycopg_url(postgres_url: str) -> str:
+    """``postgres_url`` with the psycopg 3 driver (``postgresql+psycopg://``)."""
+    return make_url(postgres_url).set(drivername="postgresql+psycopg").render_as_string(False)
 
 
 def table_name(rows: int) -> str:
     """One token table per row count, so every size is filled once and kept."""
     return f"oauthtoken_{rows}"
+
+
+def dbstore_table(rows: int) -> str:
+    """The SDK's DBStore table of a row count, in the same MariaDB database as ours."""
+    return f"dbstore_{rows}"
 
 
 def sqlite_url(path: str) -> str:
@@ -47,6 +64,21 @@ def pg_connect(url: str | URL, database: str | None = None) -> Any:
     return conn
 
 
+def pg3_connect(url: str | URL) -> Any:
+    """A psycopg 3 autocommit connection (the floor's on the ``psycopg`` backend)."""
+    import psycopg
+
+    u = make_url(url)
+    return psycopg.connect(
+        host=u.host or "127.0.0.1",
+        port=u.port or 5432,
+        user=u.username,
+        password=u.password,
+        dbname=u.database,
+        autocommit=True,
+    )
+
+
 def mysql_params(url: str | URL, database: str | None = None) -> dict[str, Any]:
     u = make_url(url)
     return {
@@ -71,7 +103,7 @@ def ensure_database(backend: str, url: str, name: str | None = None) -> None:
     """Create the URL's database (or ``name`` on the URL's server) when it is missing."""
     name = name or make_url(url).database
     assert name and name.replace("_", "").isalnum(), name
-    if backend == "postgresql":
+    if SERVER[backend] == "postgresql":
         conn = pg_connect(url, database="postgres")
         try:
             cur = conn.cursor()
@@ -91,7 +123,7 @@ def ensure_database(backend: str, url: str, name: str | None = None) -> None:
 def server_version(backend: str, url: str) -> str:
     if backend == "sqlite":
         return sqlite3.sqlite_version
-    conn = pg_connect(url) if backend == "postgresql" else my_connect(url)
+    conn = pg_connect(url) if SERVER[backend] == "postgresql" else my_connect(url)
     try:
         cur = conn.cursor()
         cur.execute("SELECT version()")

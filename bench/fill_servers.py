@@ -138,7 +138,7 @@ class DBStoreTable(_MySQLTarget):
     columns = SDK_COLUMNS
 
     def __init__(self, url: str, table: str) -> None:
-        super().__init__(url, table, db.DBSTORE_DATABASE)
+        super().__init__(url, table)
         self.name = "DBStore/mariadb"
 
     def prepare(self) -> None:

@@ -75,7 +75,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--stores", default=",".join(STORES), type=lambda v: _list(v, STORES))
     p.add_argument("--backends", default=",".join(BACKENDS), type=lambda v: _list(v, BACKENDS))
-    p.add_argument("--postgres-url", default=db.DEFAULT_URLS["postgresql"])
+    p.add_argument("--postgres-url", default=db.DEFAULT_URLS["postgresql"], help="psycopg2")
+    p.add_argument(
+        "--psycopg-url", help="psycopg 3 (default: --postgres-url with postgresql+psycopg://)"
+    )
     p.add_argument("--mysql-url", default=db.DEFAULT_URLS["mariadb"])
     p.add_argument("--results", type=Path, default=HERE / "results")
     p.add_argument("--refill", action="store_true", help="empty and fill every table again")
@@ -91,12 +94,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.sizes, args.iterations, args.reference_iterations, args.warmup = "1000", 200, 20, 20
         args.budget = min(args.budget, 5.0)
     args.sizes = sorted({int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()})
+    args.psycopg_url = args.psycopg_url or db.psycopg_url(args.postgres_url)
     return args
+
+
+def server_urls(args: argparse.Namespace) -> dict[str, str]:
+    return {"postgresql": args.postgres_url, "psycopg": args.psycopg_url, "mariadb": args.mysql_url}
 
 
 def reachable_backends(args: argparse.Namespace) -> tuple[tuple[str, ...], dict[str, str]]:
     """The backends whose servers answer (databases created if missing), and versions."""
-    urls = {"postgresql": args.postgres_url, "mariadb": args.mysql_url}
+    urls = server_urls(args)
     ok, versions = [], {"sqlite": db.server_version("sqlite", "")}
     for backend in args.backends:
         if backend == "sqlite":
@@ -104,8 +112,6 @@ def reachable_backends(args: argparse.Namespace) -> tuple[tuple[str, ...], dict[
             continue
         try:
             db.ensure_database(backend, urls[backend])
-            if backend == "mariadb" and "dbstore" in args.stores:
-                db.ensure_database(backend, urls[backend], db.DBSTORE_DATABASE)
             versions[backend] = db.server_version(backend, urls[backend])
             ok.append(backend)
         except Exception as error:
@@ -249,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.time()
     backends, versions = reachable_backends(args)
-    urls = {"postgresql": args.postgres_url, "mariadb": args.mysql_url}
+    urls = server_urls(args)
     plan = Plan(fill.data_dir(args.results), urls, backends, args.stores, args.reference_max_rows)
     payload: dict[str, Any] = {
         "machine": report.machine_info(versions, HERE.parent),

@@ -195,14 +195,30 @@ def sql_delete_inserted(conn: Any, table: str, mark: str) -> None:
     conn.cursor().execute(f"DELETE FROM {table} WHERE user_name LIKE {mark}", (NEW_USER_LIKE,))
 
 
+_UPSERT_SET = ("access_token", "refresh_token", "expiry_time", "api_domain", "saved_at")
+"""What the floor's upsert writes into an existing row of the same (user_name, client_id)."""
+
+
+def raw_upsert(backend: str, table: str) -> str:
+    """The single-statement upsert people write by hand: INSERT, or update on conflict."""
+    insert = f"INSERT INTO {table} ({_COLS}, saved_at) VALUES ({', '.join(['?'] * 11)})"
+    if db.SERVER[backend] == "mariadb":
+        sets = ", ".join(f"{c} = VALUES({c})" for c in _UPSERT_SET)
+        return f"{insert} ON DUPLICATE KEY UPDATE {sets}"
+    sets = ", ".join(f"{c} = excluded.{c}" for c in _UPSERT_SET)
+    return f"{insert} ON CONFLICT (user_name, client_id) DO UPDATE SET {sets}"
+
+
 class Floor(Subject):
     """One indexed statement per operation with the raw driver, on a persistent connection.
 
     Reads: the same ten columns and the same WHERE / ORDER BY / LIMIT as our store's SELECT.
-    Writes: one UPDATE or INSERT in autocommit. On PostgreSQL every statement is a
-    server-side prepared statement (PREPARE once, EXECUTE per call); sqlite3 reuses its
-    prepared statements from its statement cache; PyMySQL has no prepared statements, so
-    on MariaDB it is one text-protocol query per call.
+    Writes: one UPDATE, or for a new token one raw upsert (``INSERT ... ON CONFLICT (user_name,
+    client_id) DO UPDATE``, MariaDB's ``ON DUPLICATE KEY UPDATE``), in autocommit. On
+    PostgreSQL every statement is a server-side prepared statement (psycopg2: ``PREPARE``
+    once, ``EXECUTE`` per call; psycopg 3: ``prepare=True``, the protocol's own); sqlite3
+    reuses its prepared statements from its statement cache; PyMySQL has no prepared
+    statements, so on MariaDB it is one text-protocol query per call.
     """
 
     store = "floor"
@@ -222,9 +238,7 @@ class Floor(Subject):
                 f"UPDATE {t} SET access_token = ?, expiry_time = ?, saved_at = ? "
                 "WHERE user_name = ? AND client_id = ?"
             ),
-            "save_token(insert)": (
-                f"INSERT INTO {t} ({_COLS}, saved_at) VALUES ({', '.join(['?'] * 11)})"
-            ),
+            "save_token(insert)": raw_upsert(backend, t),
             "get_tokens": f"SELECT {_COLS} FROM {t} ORDER BY id",
         }
         self.fetch = {op: op.startswith("find") or op == "get_tokens" for op in self.plain}
@@ -234,10 +248,12 @@ class Floor(Subject):
         """Open the connection and prepare the statements."""
         self.conn = floor_connection(self.backend, self.where)
         self.cur = self.conn.cursor()
+        self.prepare = False
         if self.backend == "sqlite":
             self.sql = dict(self.plain)
-        elif self.backend == "mariadb":
+        elif self.backend in ("mariadb", "psycopg"):
             self.sql = {op: s.replace("?", "%s") for op, s in self.plain.items()}
+            self.prepare = self.backend == "psycopg"  # prepared on the server at first use
         else:
             self.sql = {}
             for k, (op, s) in enumerate(self.plain.items()):
@@ -289,7 +305,10 @@ class Floor(Subject):
 
     def call(self, op: str, arg: Any) -> Any:
         cur = self.cur
-        cur.execute(self.sql[op], arg)
+        if self.prepare:
+            cur.execute(self.sql[op], arg, prepare=True)
+        else:
+            cur.execute(self.sql[op], arg)
         return cur.fetchone() if self.fetch[op] else None
 
     def check(self, i: int) -> None:
@@ -318,4 +337,6 @@ def floor_connection(backend: str, where: str) -> Any:
         return db.sqlite_connect(where)
     if backend == "postgresql":
         return db.pg_connect(where)
+    if backend == "psycopg":
+        return db.pg3_connect(where)
     return db.my_connect(where)

@@ -22,9 +22,23 @@ from bench.stores import (
     sql_delete_inserted,
 )
 
-STORES = ("ours", "floor", "filestore", "dbstore", "blog")
-BACKENDS = ("sqlite", "postgresql", "mariadb")
+STORES = ("ours", "floor", "pre_ping", "prepared", "filestore", "dbstore", "blog")
+BACKENDS = ("sqlite", "postgresql", "psycopg", "mariadb")
+"""``postgresql``: PostgreSQL through psycopg2; ``psycopg``: the same database through psycopg 3."""
 REFERENCE = ("filestore", "dbstore")
+SERVER_BACKENDS = ("postgresql", "psycopg", "mariadb")
+
+VARIANTS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
+    # --stores name: (the store's name in the table, SQLAlchemyTokenStore options, backends)
+    "ours": ("ours", {}, BACKENDS),
+    # the reconnect strategy's price: what SQLAlchemy's pre-ping would cost every call,
+    # against ours (a dead connection invalidates the pool and the call runs once more)
+    "pre_ping": ("ours+pre_ping", {"pool_pre_ping": True}, SERVER_BACKENDS),
+    # psycopg 3's server-side prepared statements, an opt-in (see the README's Configuration)
+    "prepared": ("ours+prepared", {"connect_args": {"prepare_threshold": 5}}, ("psycopg",)),
+    # the encrypted store goes here: ("ours+encrypted", {<its keyring options>}, BACKENDS)
+}
+"""Our store in each configuration measured; each is its own row, on the same filled rows."""
 
 
 @dataclass
@@ -46,18 +60,19 @@ class Plan:
     def targets(self, rows: int) -> list[Target]:
         table = db.table_name(rows)
         out: list[Target] = []
-        if "ours" in self.stores or "floor" in self.stores:
-            for backend in self.backends:
-                if backend == "sqlite":
+        if any(store in self.stores for store in ("floor", *VARIANTS)):
+            servers = {db.SERVER[backend]: backend for backend in reversed(self.backends)}
+            for server, backend in servers.items():  # psycopg2 and psycopg 3 share one table
+                if server == "sqlite":
                     out.append(OurSQLite(self.sqlite_path(rows), table))
-                elif backend == "postgresql":
-                    out.append(OurPostgres(self.urls["postgresql"], table))
+                elif server == "postgresql":
+                    out.append(OurPostgres(self.urls[backend], table))
                 else:
                     out.append(OurMariaDB(self.urls["mariadb"], table))
         if self.runs("filestore", rows):
             out.append(FileStoreCSV(self.data / f"filestore-{rows}.csv"))
         if self.runs("dbstore", rows) and "mariadb" in self.backends:
-            out.append(DBStoreTable(self.urls["mariadb"], table))
+            out.append(DBStoreTable(self.urls["mariadb"], db.dbstore_table(rows)))
         if self.runs("blog", rows):
             out.append(BlogFile(self.data / f"blog-{rows}.db"))
         return out
@@ -73,12 +88,13 @@ class Plan:
             where = self.where(backend, rows)
             if "floor" in self.stores:
                 out.append(Floor(backend, where, table))
-            if "ours" in self.stores:
-                out.append(ours(backend, where, table))
+            for variant, (name, options, backends) in VARIANTS.items():
+                if variant in self.stores and backend in backends:
+                    out.append(ours(backend, where, table, name, **options))
         if self.runs("filestore", rows):
             out.append(file_store(self.data / f"filestore-{rows}.csv"))
         if self.runs("dbstore", rows) and "mariadb" in self.backends:
-            out.append(db_store(self.urls["mariadb"], table))
+            out.append(db_store(self.urls["mariadb"], db.dbstore_table(rows)))
         if self.runs("blog", rows):
             out.append(blog(self.data / f"blog-{rows}.db"))
         return out
@@ -88,13 +104,13 @@ def _mark(backend: str) -> str:
     return "?" if backend == "sqlite" else "%s"
 
 
-def ours(backend: str, where: str, table: str) -> Subject:
+def ours(backend: str, where: str, table: str, name: str = "ours", **options: Any) -> Subject:
     from zoho_sa_store import SQLAlchemyTokenStore
 
     url = db.sqlite_url(where) if backend == "sqlite" else where
-    store = SQLAlchemyTokenStore(url, table_name=table, refresh=False)
+    store = SQLAlchemyTokenStore(url, table_name=table, refresh=False, **options)
     return TokenStoreSubject(
-        "ours",
+        name,
         backend,
         backend,
         store,
@@ -143,7 +159,7 @@ def file_store(path: Path) -> Subject:
 def db_store(url: str, table: str) -> Subject:
     from zohocrmsdk.src.com.zoho.api.authenticator.store.db_store import DBStore
 
-    p = db.mysql_params(url, db.DBSTORE_DATABASE)
+    p = db.mysql_params(url)
     store = DBStore(
         host=p["host"],
         database_name=p["database"],
@@ -154,7 +170,7 @@ def db_store(url: str, table: str) -> Subject:
     )
 
     def run(fn: Any, *args: Any) -> Any:
-        conn = db.my_connect(url, db.DBSTORE_DATABASE)
+        conn = db.my_connect(url)
         try:
             return fn(conn, *args)
         finally:

@@ -90,8 +90,10 @@ def lookup(token: TokenFields, rules: tuple[Rule, ...] = RULES) -> Lookup | None
     """The first rule that applies to ``token``, with its criteria; None when none applies."""
     for rule in rules:
         if rule.applies(token):
-            names = rule.columns + tuple(c for c in rule.optional if getattr(token, c) is not None)
-            return Lookup(rule.name, tuple((c, getattr(token, c)) for c in names))
+            names = rule.columns
+            if rule.optional:
+                names += tuple([c for c in rule.optional if getattr(token, c) is not None])
+            return Lookup(rule.name, tuple([(c, getattr(token, c)) for c in names]))
     return None
 
 

@@ -31,6 +31,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import PoolProxiedConnection, StaticPool
 
 from zoho_sa_store.errors import TokenStoreError, connection_failure, driver_code, store_error
+from zoho_sa_store.readers import Readers
 from zoho_sa_store.settings import (
     AUTOCOMMIT_ENGINES,
     ONE_STATEMENT,
@@ -75,6 +76,12 @@ class Runner:
         self._one_at_a_time: AbstractContextManager[Any] = (
             threading.RLock() if shared else nullcontext()
         )
+        self._readers = Readers(engine) if Readers.usable(engine) else None
+
+    def close(self) -> None:
+        """Close the connections this runner keeps outside the pool (SQLite readers)."""
+        if self._readers is not None:
+            self._readers.close()
 
     @contextmanager
     def transaction(
@@ -145,8 +152,13 @@ class Runner:
         The hot path: no SQLAlchemy ``Connection`` or result object is built, only the
         pool's checkout, the driver's cursor and SQLAlchemy's own error wrapping and
         disconnect handling. With the store's engines the connection is in autocommit
-        mode, so this is one round trip and nothing is left to roll back.
+        mode, so this is one round trip and nothing is left to roll back. On a SQLite file
+        the thread's own reader (:mod:`zoho_sa_store.readers`) replaces the pool's checkout.
         """
+        if self._readers is not None:
+            reader = self._readers.cursor()
+            if reader is not None:
+                return self._read(operation, reader, sql, params)
         dialect = self.engine.dialect
         dbapi_error = dialect.loaded_dbapi.Error
         for attempt in (1, 2):
@@ -185,6 +197,24 @@ class Runner:
                         cursor.close()
                     raw.close()
         raise AssertionError("unreachable")
+
+    def _read(self, operation: str, cursor: Any, sql: str, params: Any) -> tuple[Any, ...] | None:
+        """One lookup on this thread's SQLite reader, its rows read to the end (no read
+        transaction is left open); a failed reader is closed and replaced for the next."""
+        try:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        except Exception as error:
+            assert self._readers is not None
+            self._readers.discard()
+            dbapi_error = self.engine.dialect.loaded_dbapi.Error
+            if not isinstance(error, dbapi_error):
+                raise store_error(operation, error) from error
+            wrapped = DBAPIError.instance(
+                sql, params, error, dbapi_error, hide_parameters=True, dialect=self.engine.dialect
+            )
+            raise self._wrap(operation, wrapped) from wrapped
+        return rows[0] if rows else None  # sqlite3's rows are tuples
 
     def _wrap(self, operation: str, error: SQLAlchemyError) -> TokenStoreError:
         return store_error(operation, error, missing_table=self._missing_table(error))

@@ -39,6 +39,8 @@ ONE_STATEMENT = "zoho_sa_store_one_statement"
 """Execution option marking a call of one statement (a lookup, an update by id): no BEGIN,
 no COMMIT; the statement commits itself (autocommit)."""
 _IN_TRANSACTION = "zoho_sa_store_in_transaction"
+DRIVER_SENDS_COMMIT = frozenset({"pymysql", "mysqldb"})
+"""Drivers whose ``commit()`` sends ``COMMIT`` to the server even in autocommit mode."""
 AUTOCOMMIT_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 """Engines set up by :func:`explicit_transactions`: a lone statement commits itself."""
 CONNECT_TIMEOUT_S = 10
@@ -261,6 +263,7 @@ def explicit_transactions(engine: Engine) -> None:
     the matching ``COMMIT`` or ``ROLLBACK``.
     """
     immediate = "BEGIN IMMEDIATE" if engine.dialect.name == "sqlite" else "BEGIN"
+    driver_commits = engine.dialect.driver in DRIVER_SENDS_COMMIT
     AUTOCOMMIT_ENGINES.add(engine)
 
     @event.listens_for(engine, "begin")
@@ -273,7 +276,11 @@ def explicit_transactions(engine: Engine) -> None:
 
     @event.listens_for(engine, "commit")
     def _commit(conn: Connection) -> None:
-        if conn.info.pop(_IN_TRANSACTION, False):
+        # SQLAlchemy calls the driver's commit() right after this event: PyMySQL's and
+        # mysqlclient's send COMMIT even in autocommit mode, so theirs ends the transaction
+        # (ours too would be a second COMMIT, a round trip); psycopg's and sqlite3's send
+        # nothing there, so ours does
+        if conn.info.pop(_IN_TRANSACTION, False) and not driver_commits:
             conn.exec_driver_sql("COMMIT")
 
     @event.listens_for(engine, "rollback")

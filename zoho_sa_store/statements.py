@@ -12,7 +12,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Table, bindparam, insert, select, update
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Table,
+    bindparam,
+    exists,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
@@ -35,25 +46,53 @@ class Statements:
         self.dialect = dialect
         self._built: dict[tuple[Any, ...], Executable] = {}
         self._compiled: dict[int, _Compiled] = {}
+        self._hot: dict[tuple[str, ...], tuple[str, bool]] = {}
 
     def select(self, names: tuple[str, ...], *, newest: bool = False) -> Any:
         """``SELECT <the SDK's columns> WHERE name = :name AND ...``.
 
         The SDK's columns in :class:`~zoho_sa_store.tokens.TokenFields`' order, then
-        ``saved_at``. ``newest``: the most recently saved matching row only (a refresh locks
-        its row with :meth:`lock_row` first).
+        ``saved_at``. ``newest``: the most recently saved matching row only, as the plain
+        SQL of :meth:`newest` (a refresh locks its row with :meth:`lock_row` first).
         """
         key = ("select", names, newest)
         stmt = self._built.get(key)
         if stmt is None:
-            c = self.table.c
-            query = select(*(c[n] for n in COLUMNS), c.saved_at).where(
-                *(c[n] == bindparam(n) for n in names)
-            )
             if newest:
-                query = query.order_by(c.saved_at.desc()).limit(1)
-            stmt = self._built[key] = query
+                stmt = self._built[key] = text(self._newest_sql(names))
+            else:
+                c = self.table.c
+                stmt = self._built[key] = select(*(c[n] for n in COLUMNS), c.saved_at).where(
+                    *(c[n] == bindparam(n) for n in names)
+                )
         return stmt
+
+    def newest(self, names: tuple[str, ...]) -> tuple[str, bool]:
+        """The lookup of the hot path, as (the driver's SQL, positional).
+
+        ``SELECT id, ..., saved_at FROM t WHERE a = ? AND b = ? ORDER BY saved_at DESC
+        LIMIT 1``: unqualified columns and a literal ``LIMIT 1`` (no bound LIMIT/OFFSET),
+        in the dialect's parameter style, built and compiled once per ``names``. Positional:
+        pass the values as a tuple in ``names``' order, else a dict keyed by ``names``.
+        """
+        found = self._hot.get(names)
+        if found is None:
+            compiled = self.select(names, newest=True).compile(dialect=self.dialect)
+            if compiled.positional:
+                assert tuple(compiled.positiontup or ()) == names
+            found = self._hot[names] = (str(compiled), bool(compiled.positional))
+        return found
+
+    def _newest_sql(self, names: tuple[str, ...]) -> str:
+        quote = self.dialect.identifier_preparer.quote
+        columns = ", ".join(quote(n) for n in (*COLUMNS, "saved_at"))
+        table = self.dialect.identifier_preparer.format_table(self.table)
+        where = " AND ".join(f"{quote(n)} = :{n}" for n in names)
+        # identifiers of the model, quoted by the dialect; every value is a bound parameter
+        return (
+            f"SELECT {columns} FROM {table} WHERE {where} "  # noqa: S608
+            f"ORDER BY {quote('saved_at')} DESC LIMIT 1"
+        )
 
     def page(self) -> Executable:
         """Up to ``:size`` rows with ids after ``:after``, by id (keyset pagination)."""
@@ -104,6 +143,46 @@ class Statements:
         stmt = self._built.get(key)
         if stmt is None:
             stmt = self._built[key] = insert(self.table).values({n: bindparam(n) for n in names})
+        return stmt
+
+    def insert_new(self, names: tuple[str, ...], guards: tuple[tuple[str, ...], ...]) -> Executable:
+        """A first save in one statement: insert unless a row the save would update exists.
+
+        ``INSERT INTO t (name, ...) SELECT :name, ... WHERE NOT EXISTS (SELECT * FROM t WHERE
+        g = :g0_g AND ...) AND ...``, one ``NOT EXISTS`` per group of ``guards`` (group ``k``'s
+        column ``g`` compared with the parameter ``gk_g``), and on a unique conflict nothing:
+        ``ON CONFLICT DO NOTHING`` on PostgreSQL and SQLite. Its row count is 1 when it
+        inserted, else 0; it never writes into an existing row.
+
+        MySQL/MariaDB have no conflict clause that does nothing: a no-op ``ON DUPLICATE KEY
+        UPDATE`` reports 1 row for a duplicate as for an insert (SQLAlchemy connects with
+        ``CLIENT_FOUND_ROWS``, which the update by id relies on), and ``INSERT IGNORE`` turns
+        errors such as a too-long value into warnings and truncates. There the statement has
+        no conflict clause, and a race's duplicate key raises ``IntegrityError``, which the
+        store takes as "not inserted".
+        """
+        key = ("insert_new", names, guards)
+        stmt = self._built.get(key)
+        if stmt is None:
+            c = self.table.c
+            values = select(*(bindparam(n, type_=c[n].type) for n in names)).where(
+                *(
+                    ~exists().where(
+                        *(c[g] == bindparam(f"g{k}_{g}", type_=c[g].type) for g in group)
+                    )
+                    for k, group in enumerate(guards)
+                )
+            )
+            name = self.dialect.name
+            if name == "postgresql":
+                stmt = postgresql.insert(self.table).from_select(names, values)
+                stmt = stmt.on_conflict_do_nothing()
+            elif name == "sqlite":
+                stmt = sqlite.insert(self.table).from_select(names, values)
+                stmt = stmt.on_conflict_do_nothing()
+            else:  # MySQL/MariaDB, others: a race raises IntegrityError (not inserted)
+                stmt = insert(self.table).from_select(names, values)
+            self._built[key] = stmt
         return stmt
 
     def execute(

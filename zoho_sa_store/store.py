@@ -143,6 +143,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
 
     def close(self) -> None:
         """Dispose of the engine's pooled connections (only when the store created it)."""
+        self._db.close()
         if self._owns_engine:
             self.engine.dispose()
 
@@ -260,23 +261,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             update = functools.partial(self._update, row_id=row_id, values=values)
             if self._db.run("save_token", update, writes=True):
                 return row_id
-        for attempt in range(1, SAVE_ATTEMPTS + 1):
-            try:
-                row_id = self._db.run(
-                    "save_token",
-                    lambda conn: self._upsert(conn, fields),
-                    write=True,
-                )
-                break
-            except (LostRace, TokenStoreError) as error:
-                cause = error.__cause__ if isinstance(error, LostRace) else error.cause
-                if isinstance(error, TokenStoreError) and not retryable(cause):
-                    raise
-                if attempt == SAVE_ATTEMPTS:
-                    message = f"save_token failed: {error} ({SAVE_ATTEMPTS} attempts)"
-                    raise TokenStoreError(message, cause=cause) from error
-                log.debug("save_token: %s; trying again (attempt %d)", error, attempt)
-        return row_id
+        return self._insert_new(fields) or self._save_in_transaction(fields)
 
     def delete_token(self, id: str) -> None:
         """Delete row ``id``; an unknown or blank id deletes nothing and is not an error.
@@ -411,14 +396,13 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
 
     def _find(self, operation: str, found: Lookup) -> tuple[TokenFields, int | None] | None:
         """The row a lookup finds (the newest) and its saved_at, in one round trip."""
-        names = tuple(name for name, _ in found.criteria)
-        stmt = self._sql.select(names, newest=True)
-        row = self._db.fetch_one(operation, *self._sql.driver_args(stmt, dict(found.criteria)))
+        names, values = zip(*found.criteria, strict=True)
+        sql, positional = self._sql.newest(names)
+        row = self._db.fetch_one(operation, sql, values if positional else dict(found.criteria))
         if row is None:
             return None
         # the SELECT lists the SDK's columns in TokenFields' order, then saved_at; "" is None
-        *values, saved_at = row
-        return TokenFields(*(value or None for value in values)), saved_at
+        return TokenFields(*[value or None for value in row[:-1]]), row[-1]
 
     def _first(self, conn: Connection, found: Lookup) -> Row[Any] | None:
         names = tuple(name for name, _ in found.criteria)
@@ -455,6 +439,66 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         except IntegrityError as error:
             raise LostRace("another worker inserted the same token meanwhile") from error
         return new_id
+
+    def _save_in_transaction(self, fields: TokenFields) -> str:
+        """Look the row up and update it, or insert, in one transaction; tried again when
+        it lost a race or a deadlock to another writer. Returns the row's id."""
+        for attempt in range(1, SAVE_ATTEMPTS + 1):
+            try:
+                return self._db.run(
+                    "save_token",
+                    lambda conn: self._upsert(conn, fields),
+                    write=True,
+                )
+            except (LostRace, TokenStoreError) as error:
+                cause = error.__cause__ if isinstance(error, LostRace) else error.cause
+                if isinstance(error, TokenStoreError) and not retryable(cause):
+                    raise
+                if attempt == SAVE_ATTEMPTS:
+                    message = f"save_token failed: {error} ({SAVE_ATTEMPTS} attempts)"
+                    raise TokenStoreError(message, cause=cause) from error
+                log.debug("save_token: %s; trying again (attempt %d)", error, attempt)
+        raise AssertionError("unreachable")
+
+    def _insert_new(self, fields: TokenFields) -> str | None:
+        """A new token's first save in one statement; its row id, or None when a row the
+        save rules would update exists (or a concurrent save inserted one): then the save
+        runs as a lookup and an update (:meth:`_upsert`).
+
+        The insert is guarded by the save rules' own criteria (``NOT EXISTS`` the token's
+        id, the row the rules find, its ``save_key``), so it inserts exactly when the rules
+        would; a unique conflict does nothing (see
+        :meth:`~zoho_sa_store.statements.Statements.insert_new`). No existing row is ever
+        written: the values go only into the new row, under the id they were made for.
+        """
+        found = lookup(fields, SAVE_RULES)
+        key = None if found is None else save_key(found)
+        values = {"client_id": "", **_saved_values(fields), "id": fields.id or str(uuid.uuid4())}
+        criteria: list[tuple[tuple[str, Any], ...]] = [(("id", values["id"]),)]
+        if found is not None:
+            criteria.append(found.criteria)
+        if key is not None:
+            values["save_key"] = key
+            criteria.append((("save_key", key),))
+        guards = tuple(tuple(name for name, _ in group) for group in criteria)
+        stmt = self._sql.insert_new(tuple(sorted(values)), guards)
+        params = values | {
+            f"g{k}_{name}": value for k, group in enumerate(criteria) for name, value in group
+        }
+
+        def insert(conn: Connection) -> int:
+            try:
+                return int(self._sql.execute(conn, stmt, params).rowcount)
+            except IntegrityError:  # a concurrent save inserted the row (no conflict clause)
+                return 0
+
+        try:
+            inserted = self._db.run("save_token", insert, writes=True)
+        except TokenStoreError as error:
+            if retryable(error.cause):  # a deadlock: the transaction's retries take over
+                return None
+            raise
+        return str(values["id"]) if inserted == 1 else None
 
     def _update(self, conn: Connection, row_id: str, values: dict[str, Any]) -> bool:
         """Write ``values`` into row ``row_id``; False when there is no such row."""

@@ -70,6 +70,14 @@ _SDK_NAMES = {"expiry_time": "expires_in", "user_name": "user_signature name"}
 def _clean(column: str, value: object) -> str | None:
     if value is None:
         return None
+    if (
+        type(value) is str
+        and value.isascii()  # no lone surrogate, and len() counts what the column holds
+        and len(value) <= _MAX_LENGTH[column]
+        and "\x00" not in value
+        and column != "expiry_time"
+    ):  # the common case, checked without encoding the value
+        return value if value and not value.isspace() else None
     name = _SDK_NAMES.get(column, column)
     if not isinstance(value, str):
         raise TypeError(f"OAuthToken {name} must be a str or None, not {type(value).__name__}")
@@ -114,19 +122,20 @@ def token_fields(token: object) -> TokenFields:
                 f"OAuthToken user_signature must be a UserSignature, not {type(signature).__name__}"
             )
         user_name = signature.get_name()
-    raw: dict[str, object] = {
-        "id": token.get_id(),
-        "user_name": user_name,
-        "client_id": token.get_client_id(),
-        "client_secret": token.get_client_secret(),
-        "refresh_token": token.get_refresh_token(),
-        "access_token": token.get_access_token(),
-        "grant_token": token.get_grant_token(),
-        "expiry_time": token.get_expires_in(),
-        "redirect_url": token.get_redirect_url(),
-        "api_domain": token.get_api_domain(),
-    }
-    return clean_fields(raw)
+    raw = (  # in COLUMNS' order
+        token.get_id(),
+        user_name,
+        token.get_client_id(),
+        token.get_client_secret(),
+        token.get_refresh_token(),
+        token.get_access_token(),
+        token.get_grant_token(),
+        token.get_expires_in(),
+        token.get_redirect_url(),
+        token.get_api_domain(),
+    )
+    cleaned = [None if v is None else _clean(c, v) for c, v in zip(COLUMNS, raw, strict=True)]
+    return TokenFields(*cleaned)
 
 
 def clean_fields(raw: dict[str, object]) -> TokenFields:
@@ -136,7 +145,9 @@ def clean_fields(raw: dict[str, object]) -> TokenFields:
     Raises:
         TypeError, ValueError: as :func:`token_fields`; ``KeyError`` for an unknown column.
     """
-    return TokenFields(**{name: _clean(name, value) for name, value in raw.items()})
+    return TokenFields(
+        **{name: None if value is None else _clean(name, value) for name, value in raw.items()}
+    )
 
 
 def check_expiry(value: str | None) -> None:
@@ -195,6 +206,13 @@ _GETTERS = {
 }
 
 
+_ACCESSORS = tuple(
+    (name, getattr(OAuthToken, _GETTERS[name]), getattr(OAuthToken, setter))
+    for name, setter in _SETTERS.items()
+)
+"""(column, the SDK's getter, its setter) as plain functions: no bound method per call."""
+
+
 def stored(row: Any) -> TokenFields:
     """Row values (a mapping or a Row with the SDK's column names) as :class:`TokenFields`.
 
@@ -208,10 +226,10 @@ def merge_into(token: OAuthToken, row: TokenFields) -> OAuthToken:
 
     Returns the same token object, as ``find_token`` must (the SDK uses the given object).
     """
-    for name, setter in _SETTERS.items():
+    for name, get, put in _ACCESSORS:
         value = getattr(row, name)
-        if value is not None and getattr(token, _GETTERS[name])() is None:
-            getattr(token, setter)(value)
+        if value is not None and get(token) is None:
+            put(token, value)
     if token.get_user_signature() is None and row.user_name is not None:
         token.set_user_signature(UserSignature(row.user_name))
     return token
