@@ -20,6 +20,23 @@ from sqlalchemy.sql.expression import ClauseElement, Executable
 from zoho_sa_store.tokens import COLUMNS
 
 _Compiled = tuple[str, tuple[str, ...] | None, dict[str, Any]]
+Shape = tuple["str | tuple[str, int]", ...]
+"""The columns a lookup compares: ``name`` (= :name) or ``(name, n)`` (IN, n values)."""
+
+
+def bind(criteria: tuple[tuple[str, Any], ...]) -> tuple[Shape, dict[str, Any]]:
+    """Criteria (column, value; a tuple value: IN) as a :meth:`Statements.select` shape
+    and its parameters."""
+    names: list[str | tuple[str, int]] = []
+    params: dict[str, Any] = {}
+    for name, value in criteria:
+        if isinstance(value, tuple):
+            names.append((name, len(value)))
+            params.update({f"{name}_{i}": v for i, v in enumerate(value)})
+        else:
+            names.append(name)
+            params[name] = value
+    return tuple(names), params
 
 
 class Statements:
@@ -36,19 +53,26 @@ class Statements:
         self._built: dict[tuple[Any, ...], Executable] = {}
         self._compiled: dict[int, _Compiled] = {}
 
-    def select(self, names: tuple[str, ...], *, newest: bool = False) -> Any:
+    def select(self, names: Shape, *, newest: bool = False) -> Any:
         """``SELECT <the SDK's columns> WHERE name = :name AND ...``.
 
         The SDK's columns in :class:`~zoho_sa_store.tokens.TokenFields`' order, then
-        ``saved_at``. ``newest``: the most recently saved matching row only (a refresh locks
+        ``saved_at`` and ``key_id``. A ``(name, n)`` in ``names`` compares
+        ``name IN (:name_0, ... :name_<n-1>)`` (see :func:`bind`). ``newest``: the most
+        recently saved matching row only (a refresh locks
         its row with :meth:`lock_row` first).
         """
         key = ("select", names, newest)
         stmt = self._built.get(key)
         if stmt is None:
             c = self.table.c
-            query = select(*(c[n] for n in COLUMNS), c.saved_at).where(
-                *(c[n] == bindparam(n) for n in names)
+            query = select(*(c[n] for n in COLUMNS), c.saved_at, c.key_id).where(
+                *(
+                    c[n] == bindparam(n)
+                    if isinstance(n, str)
+                    else c[n[0]].in_([bindparam(f"{n[0]}_{i}") for i in range(n[1])])
+                    for n in names
+                )
             )
             if newest:
                 query = query.order_by(c.saved_at.desc()).limit(1)
@@ -56,30 +80,38 @@ class Statements:
         return stmt
 
     def page(self) -> Executable:
-        """Up to ``:size`` rows with ids after ``:after``, by id (keyset pagination)."""
+        """Up to ``:size`` rows with ids after ``:after``, by id (keyset pagination).
+
+        The SDK's columns, then ``key_id``.
+        """
         key = ("page",)
         stmt = self._built.get(key)
         if stmt is None:
             c = self.table.c
             stmt = self._built[key] = (
-                select(*(c[n] for n in COLUMNS))
+                select(*(c[n] for n in COLUMNS), c.key_id)
                 .where(c.id > bindparam("after"))
                 .order_by(c.id)
                 .limit(bindparam("size"))
             )
         return stmt
 
-    def update(self, names: tuple[str, ...]) -> Executable:
-        """``UPDATE ... SET name = :name, ... WHERE id = :row_id``."""
-        key = ("update", names)
+    def update(self, names: tuple[str, ...], sealed: bool | None = None) -> Executable:
+        """``UPDATE ... SET name = :name, ... WHERE id = :row_id``.
+
+        ``sealed``: True, only a row sealed under the key being written (``AND key_id =
+        :row_key_id``); False, only a plain row (``AND key_id IS NULL``); None, any row.
+        """
+        key = ("update", names, sealed)
         stmt = self._built.get(key)
         if stmt is None:
             c = self.table.c
-            stmt = self._built[key] = (
-                update(self.table)
-                .where(c.id == bindparam("row_id"))
-                .values({n: bindparam(n) for n in names})
-            )
+            query = update(self.table).where(c.id == bindparam("row_id"))
+            if sealed is not None:
+                query = query.where(
+                    c.key_id == bindparam("row_key_id") if sealed else c.key_id.is_(None)
+                )
+            stmt = self._built[key] = query.values({n: bindparam(n) for n in names})
         return stmt
 
     def lock_row(self) -> Executable:
