@@ -46,6 +46,8 @@ from zoho_sa_store.errors import (
     failure_message,
 )
 from zoho_sa_store.health import check_ready
+from zoho_sa_store.keyring import KEYS_ENV_VAR, KeyringError
+from zoho_sa_store.keystate import encryption_state
 from zoho_sa_store.model import DEFAULT_TABLE_NAME
 from zoho_sa_store.settings import URL_ENV_VAR, check_table_name, resolve_url, sqlite_file
 from zoho_sa_store.store import SQLAlchemyTokenStore
@@ -135,8 +137,26 @@ def require_database(url: str | None) -> None:
 URL_HELP = f"Database URL (default: ${URL_ENV_VAR}, else sqlite:///zohooauth.db)."
 
 
+KEYS_META = "zoho_sa_store.keys"
+"""Where ``--keys`` is kept (``click.Context.meta``, shared by the group and the command)."""
+
+
+def _keep_keys(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.meta[KEYS_META] = value
+
+
 def connection_options(command: F, table_flag: str = "--table", url_help: str = URL_HELP) -> F:
-    """``--url`` and ``--table``, accepted on the group and on each command."""
+    """``--url``, ``--table`` and ``--keys``, accepted on the group and on each command."""
+    command = click.option(
+        "--keys",
+        default=None,
+        expose_value=False,
+        callback=_keep_keys,
+        metavar="KEY_ID:KEY,...",
+        help=f"Encryption keys, the current first (default: ${KEYS_ENV_VAR}; prefer it: a"
+        " command line is visible to other local users).",
+    )(command)
     command = click.option("--url", default=None, help=url_help)(command)
     hint = "Token table name." if table_flag == "--table" else "Our token table's name."
     return click.option(table_flag, "table_name", default=None, help=hint)(command)
@@ -234,7 +254,11 @@ def _token_id(value: str) -> str:
 def _store(url: str | None, table_name: str | None) -> SQLAlchemyTokenStore:
     """A store for the command (closed by ``with``); it never refreshes a token."""
     s = _settings(url, table_name, existing=True)
-    return SQLAlchemyTokenStore(s.url, table_name=s.table_name, refresh=False)
+    keys = click.get_current_context().meta.get(KEYS_META)
+    try:
+        return SQLAlchemyTokenStore(s.url, table_name=s.table_name, refresh=False, keys=keys)
+    except KeyringError as error:
+        raise click.BadParameter(str(error), param_hint=f"--keys/${KEYS_ENV_VAR}") from None
 
 
 @command()
@@ -261,6 +285,11 @@ def check(url: str | None, table_name: str | None, quick: bool) -> None:
         return
     if migrate.check(s.url, table_name=s.table_name):
         click.echo(f"{s.table_name}: at head ({migrate.current(s.url, table_name=s.table_name)})")
+        with _store(url, table_name) as store:
+            state = encryption_state(store)
+        click.echo("\n".join(state.lines()))
+        if state.unknown:
+            sys.exit(EXIT_ATTENTION)
         return
     head = migrate.head()
     now = migrate.current(s.url, table_name=s.table_name)
@@ -419,3 +448,6 @@ def import_dbstore(
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--table") from None
     _import(url, table_name, rows, dry_run)
+
+
+from zoho_sa_store import cli_keys  # noqa: E402, F401  (registers keygen and rotate-keys)
