@@ -122,7 +122,12 @@ def parse_keys(text: str, source: str = KEYS_ENV_VAR) -> StaticKeyring:
     return StaticKeyring(keys)
 
 
+_URLSAFE = re.compile(r"[A-Za-z0-9_-]*={0,2}\Z")
+
+
 def _decode(encoded: str, where: str) -> bytes:
+    if not _URLSAFE.match(encoded):
+        raise KeyringError(f"{where}: the key is not urlsafe base64")
     padded = encoded + "=" * (-len(encoded) % 4)
     try:
         key = base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True)
@@ -150,8 +155,11 @@ def resolve_keys(keys: str | Keyring | None) -> Keyring | None:
         return parse_keys(text) if text.strip() else None
     if isinstance(keys, str):
         return parse_keys(keys, "keys")
-    if not isinstance(keys, Keyring):
-        raise TypeError(f"keys must be a str or a Keyring, not {type(keys).__name__}")
+    kind = type(keys)
+    if not (hasattr(kind, "current_id") and callable(getattr(kind, "ids", None))):
+        raise TypeError(f"keys must be a str or a Keyring, not {kind.__name__}")
+    if not callable(getattr(kind, "key", None)):
+        raise TypeError(f"keys must be a str or a Keyring, not {kind.__name__}")
     ids = tuple(keys.ids())
     if not ids or keys.current_id != ids[0]:
         raise KeyringError("the keyring's current_id must be the first of its ids()")
