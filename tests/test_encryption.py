@@ -27,6 +27,8 @@ def engine(backend_url: str) -> Iterator[Engine]:
     with made.begin() as conn:
         conn.execute(text("DELETE FROM oauthtoken"))
     yield made
+    with made.begin() as conn:  # sealed rows would fail the next test's keyless reads
+        conn.execute(text("DELETE FROM oauthtoken"))
     made.dispose()
 
 
@@ -200,3 +202,52 @@ def test_imports_seal_and_export_opens(backend_url: str, engine: Engine) -> None
         assert "1000.acc.imp" not in admin.to_json([row])
         assert '"1000.acc.imp"' in admin.to_json([row], include_secrets=True)
     assert not [r for r in raw_rows(engine) if "1000.acc.imp" in repr(r) or "s-imp" in repr(r)]
+
+
+MIGRATED = "zss_keys_migration"
+
+
+def test_migration_up_and_down_with_plain_and_sealed_rows(backend_url: str) -> None:
+    from zoho_sa_store import current, upgrade
+    from zoho_sa_store.migrate import downgrade
+
+    downgrade(backend_url, "base", table_name=MIGRATED)
+    upgrade(backend_url, "0002", table_name=MIGRATED)
+    engine = make_engine(backend_url)
+    insert = text(
+        f"INSERT INTO {MIGRATED} (id, user_name, client_id, client_secret, refresh_token,"
+        " access_token, saved_at) VALUES (:id, :user, '1000.A', :secret, :ref, :acc, 1)"
+    )
+    try:
+        with engine.begin() as conn:
+            for n in range(3):
+                conn.execute(insert, {"id": str(n), "user": f"u{n}@x", "ref": f"1000.r{n}",
+                                      "acc": f"1000.a{n}", "secret": "secret-A"})  # fmt: skip
+        upgrade(backend_url, table_name=MIGRATED)
+        upgrade(backend_url, table_name=MIGRATED)  # again: nothing to do
+        assert current(backend_url, table_name=MIGRATED) == "0003"
+        store = SQLAlchemyTokenStore(backend_url, table_name=MIGRATED, keys=K1, refresh=False)
+        with store:
+            found = store.find_token(token(refresh="1000.r1"))
+            assert found is not None and found.get_id() == "1"
+            assert rotate_keys(store, batch=2).rewritten == 3
+            sealed = store.find_token(token(refresh="1000.r2"))
+            assert sealed is not None and sealed.get_access_token() == "1000.a2"
+            with pytest.raises(RuntimeError, match="rotate-keys --to-plaintext"):
+                downgrade(backend_url, "0002", table_name=MIGRATED)
+            assert current(backend_url, table_name=MIGRATED) == "0003"
+            assert rotate_keys(store, to_plaintext=True).rewritten == 3
+        downgrade(backend_url, "0002", table_name=MIGRATED)
+        with engine.connect() as conn:
+            rows = conn.execute(text(f"SELECT * FROM {MIGRATED} ORDER BY id")).all()
+        assert [(r.access_token, r.refresh_token, r.client_secret) for r in rows] == [
+            (f"1000.a{n}", f"1000.r{n}", "secret-A") for n in range(3)
+        ]
+        assert "key_id" not in rows[0]._mapping
+        upgrade(backend_url, table_name=MIGRATED)
+        with SQLAlchemyTokenStore(backend_url, table_name=MIGRATED, refresh=False) as plain:
+            again = plain.find_token(token(refresh="1000.r0"))
+            assert again is not None and again.get_access_token() == "1000.a0"
+    finally:
+        engine.dispose()
+        downgrade(backend_url, "base", table_name=MIGRATED, drop_data=True)
