@@ -14,7 +14,14 @@ from typing import Any
 
 from bench.timing import Measurement
 
-STORE_ORDER = {"floor": 0, "ours": 1, "blog": 2, "FileStore": 3, "DBStore": 4}
+STORE_ORDER = {
+    "floor": 0,
+    "ours": 1,
+    "ours-encrypted": 1.5,
+    "blog": 2,
+    "FileStore": 3,
+    "DBStore": 4,
+}
 BACKEND_ORDER = {"sqlite": 0, "postgresql": 1, "mariadb": 2, "csv": 3}
 OP_ORDER = {
     op: k

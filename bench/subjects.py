@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import sqlite3
 from dataclasses import dataclass
@@ -22,9 +23,13 @@ from bench.stores import (
     sql_delete_inserted,
 )
 
-STORES = ("ours", "floor", "filestore", "dbstore", "blog")
+STORES = ("ours", "ours-encrypted", "floor", "filestore", "dbstore", "blog")
 BACKENDS = ("sqlite", "postgresql", "mariadb")
 REFERENCE = ("filestore", "dbstore")
+BENCH_KEYS = "bench:" + base64.urlsafe_b64encode(bytes(range(32))).decode()
+"""The encrypted subject's key (a fixed one: these rows are the benchmark's own)."""
+ENCRYPTED_SUFFIX = "_enc"
+"""The encrypted subject's table: the same rows as ours, in a table of their own, sealed."""
 
 
 @dataclass
@@ -37,8 +42,9 @@ class Plan:
     stores: tuple[str, ...]
     reference_max_rows: int
 
-    def sqlite_path(self, rows: int) -> Path:
-        return self.data / f"ours-{rows}.db"
+    def sqlite_path(self, rows: int, table: str = "") -> Path:
+        suffix = ENCRYPTED_SUFFIX if table.endswith(ENCRYPTED_SUFFIX) else ""
+        return self.data / f"ours-{rows}{suffix}.db"  # a file per table: refills delete it
 
     def runs(self, store: str, rows: int) -> bool:
         return store in self.stores and (store not in REFERENCE or rows <= self.reference_max_rows)
@@ -46,14 +52,17 @@ class Plan:
     def targets(self, rows: int) -> list[Target]:
         table = db.table_name(rows)
         out: list[Target] = []
-        if "ours" in self.stores or "floor" in self.stores:
+        tables = [table] if "ours" in self.stores or "floor" in self.stores else []
+        if "ours-encrypted" in self.stores:
+            tables.append(table + ENCRYPTED_SUFFIX)
+        for name in tables:
             for backend in self.backends:
                 if backend == "sqlite":
-                    out.append(OurSQLite(self.sqlite_path(rows), table))
+                    out.append(OurSQLite(self.sqlite_path(rows, name), name))
                 elif backend == "postgresql":
-                    out.append(OurPostgres(self.urls["postgresql"], table))
+                    out.append(OurPostgres(self.urls["postgresql"], name))
                 else:
-                    out.append(OurMariaDB(self.urls["mariadb"], table))
+                    out.append(OurMariaDB(self.urls["mariadb"], name))
         if self.runs("filestore", rows):
             out.append(FileStoreCSV(self.data / f"filestore-{rows}.csv"))
         if self.runs("dbstore", rows) and "mariadb" in self.backends:
@@ -62,8 +71,8 @@ class Plan:
             out.append(BlogFile(self.data / f"blog-{rows}.db"))
         return out
 
-    def where(self, backend: str, rows: int) -> str:
-        return str(self.sqlite_path(rows)) if backend == "sqlite" else self.urls[backend]
+    def where(self, backend: str, rows: int, table: str = "") -> str:
+        return str(self.sqlite_path(rows, table)) if backend == "sqlite" else self.urls[backend]
 
     def subjects(self, rows: int) -> list[Subject]:
         """Floor and ours per backend, then the SDK's stores and the blog class."""
@@ -75,6 +84,11 @@ class Plan:
                 out.append(Floor(backend, where, table))
             if "ours" in self.stores:
                 out.append(ours(backend, where, table))
+            if "ours-encrypted" in self.stores:
+                sealed = table + ENCRYPTED_SUFFIX
+                out.append(
+                    ours(backend, self.where(backend, rows, sealed), sealed, keys=BENCH_KEYS)
+                )
         if self.runs("filestore", rows):
             out.append(file_store(self.data / f"filestore-{rows}.csv"))
         if self.runs("dbstore", rows) and "mariadb" in self.backends:
@@ -88,13 +102,18 @@ def _mark(backend: str) -> str:
     return "?" if backend == "sqlite" else "%s"
 
 
-def ours(backend: str, where: str, table: str) -> Subject:
+def ours(backend: str, where: str, table: str, keys: str | None = None) -> Subject:
+    """Our store; with ``keys``, on its rows sealed under them (sealed here when plain)."""
     from zoho_sa_store import SQLAlchemyTokenStore
+    from zoho_sa_store.keystate import encryption_state
+    from zoho_sa_store.rotation import rotate_keys
 
     url = db.sqlite_url(where) if backend == "sqlite" else where
-    store = SQLAlchemyTokenStore(url, table_name=table, refresh=False)
+    store = SQLAlchemyTokenStore(url, table_name=table, refresh=False, keys=keys)
+    if keys is not None and encryption_state(store).to_rotate:
+        rotate_keys(store, batch=1000)  # the filler writes plain rows: seal them once
     return TokenStoreSubject(
-        "ours",
+        "ours" if keys is None else "ours-encrypted",
         backend,
         backend,
         store,

@@ -21,11 +21,13 @@ as it is (an HMAC under the old key: unique, and no hash of a token).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from zoho_sa_store.errors import TokenStoreError
 from zoho_sa_store.rules import SAVE_RULES, lookup, save_key
@@ -35,10 +37,20 @@ from zoho_sa_store.tokens import COLUMNS, TokenFields
 if TYPE_CHECKING:
     from zoho_sa_store.store import SQLAlchemyTokenStore
 
+log = logging.getLogger("zoho_sa_store.keys")
+
 BATCH = 100
 """Rows per transaction: short enough that a worker's save waits milliseconds at most."""
 PASSES = 3
 """Passes over the table, for rows a concurrent save changed during the previous one."""
+_ANALYZE = {
+    "sqlite": "ANALYZE {table}",
+    "postgresql": "ANALYZE {table}",
+    "mysql": "ANALYZE TABLE {table}",
+    "mariadb": "ANALYZE TABLE {table}",
+}
+"""Refresh the planner's statistics: the digest columns were all NULL before a rotation,
+and stale statistics can make a planner scan the table instead of using their index."""
 
 
 @dataclass
@@ -146,7 +158,23 @@ def rotate_keys(
         report.changed_meanwhile = skipped
         if not skipped or dry_run:
             break
+    if report.rewritten and not dry_run:
+        _analyze(store)
     return report
+
+
+def _analyze(store: SQLAlchemyTokenStore) -> None:
+    """Update the table's statistics; a user without the privilege only gets a debug line."""
+    sql = _ANALYZE.get(store.engine.dialect.name)
+    if sql is None:
+        return
+    table = store.engine.dialect.identifier_preparer.quote(store.table_name)
+    try:
+        with store.engine.connect() as conn:
+            conn.exec_driver_sql(sql.format(table=table))
+            conn.commit()
+    except SQLAlchemyError as error:
+        log.debug("ANALYZE after the rotation failed: %s", type(error).__name__)
 
 
 def _rewrite(

@@ -27,7 +27,7 @@ import hashlib
 import hmac
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -43,6 +43,7 @@ from zoho_sa_store.tokens import COLUMNS, TokenFields
 FORMAT = "zss1"
 """The sealed format's name and version: the prefix of every sealed value."""
 NONCE_BYTES = 12
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 SECRET_COLUMNS = ("client_secret", "refresh_token", "access_token", "grant_token")
 DIGEST_COLUMNS = {
     "access_token": "access_token_digest",
@@ -67,8 +68,10 @@ class _SubKeys:
 
     def __init__(self, key: bytes) -> None:
         self.aead = AESGCM(_derive(key, f"zoho-sa-store/{FORMAT}/aes-256-gcm"))
-        self.digest = {
-            column: _derive(key, f"zoho-sa-store/{FORMAT}/digest/{column}")
+        self.digest = {  # keyed once: each digest copies its column's HMAC state
+            column: hmac.new(
+                _derive(key, f"zoho-sa-store/{FORMAT}/digest/{column}"), digestmod=hashlib.sha256
+            )
             for column in DIGEST_COLUMNS
         }
         self.save = _derive(key, f"zoho-sa-store/{FORMAT}/save_key")
@@ -121,6 +124,10 @@ class Sealing:
                 if not isinstance(key, bytes) or len(key) != KEY_BYTES:
                     raise KeyringError(f"key id {key_id!r}: the keyring has no 32-byte key")
                 self._keys[key_id] = _SubKeys(key)
+        self._aad_heads = {
+            column: f"{FORMAT}\x00{table_name}\x00{column}\x00".encode()
+            for column in SECRET_COLUMNS
+        }
         self.key_ids: tuple[str, ...] = tuple(self._keys)
         self.current_id: str | None = self.key_ids[0] if self.key_ids else None
 
@@ -135,7 +142,8 @@ class Sealing:
     # -- values -------------------------------------------------------------------------
 
     def _aad(self, column: str, row_id: str, key_id: str) -> bytes:
-        return "\x00".join((FORMAT, self.table_name, column, row_id, key_id)).encode()
+        """The associated data: format, table, column, row id and key id, NUL-separated."""
+        return self._aad_heads[column] + f"{row_id}\x00{key_id}".encode()
 
     def seal_value(self, column: str, row_id: str, value: str) -> str:
         """``value`` sealed under the current key for ``column`` of row ``row_id``."""
@@ -158,38 +166,44 @@ class Sealing:
         """
         keys = self._keys.get(key_id)
         if keys is None:
-            if not self._keys:
-                raise TokenStoreError(
-                    f"token id {row_id!r} is encrypted under key id {key_id!r} and this store"
-                    f" has no keys: configure them ({KEYS_ENV_VAR}, keys= or --keys)"
-                )
-            raise TokenStoreError(
-                f"token id {row_id!r} is encrypted under key id {key_id!r}, which is not"
-                f" configured (configured: {', '.join(self.key_ids)})"
-            )
-        name, _, rest = value.partition(":")
-        found_id, _, body = rest.partition(":")
+            raise self._not_configured(row_id, key_id)
+        return self._open(keys.aead, column, f"{row_id}\x00{key_id}", key_id, value)
+
+    def _open(self, aead: AESGCM, column: str, tail: str, key_id: str, value: str) -> str:
+        parts = value.split(":", 2)
         try:
-            if name != FORMAT or found_id != key_id:
+            if len(parts) != 3 or parts[0] != FORMAT or parts[1] != key_id:
                 raise ValueError("not sealed under the row's key")
-            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+            body = parts[2].encode("ascii").translate(_FROM_URLSAFE)
+            raw = binascii.a2b_base64(body + b"=" * (-len(body) % 4))
             if len(raw) < NONCE_BYTES + 16:
                 raise ValueError("too short")
-            plain = keys.aead.decrypt(
-                raw[:NONCE_BYTES], raw[NONCE_BYTES:], self._aad(column, row_id, key_id)
-            )
-            return plain.decode("utf-8")
-        except (InvalidTag, ValueError, binascii.Error):
+            aad = self._aad_heads[column] + tail.encode()
+            return aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad).decode("utf-8")
+        except (InvalidTag, ValueError, binascii.Error):  # UnicodeError is a ValueError
+            row_id = tail.partition("\x00")[0]
             raise TokenStoreError(
                 f"token id {row_id!r}: its {column} does not open under key id {key_id!r}"
                 " (a wrong key under that id, or a value altered or copied from another row"
                 " or column)"
             ) from None
 
+    def _not_configured(self, row_id: str, key_id: str) -> TokenStoreError:
+        if not self._keys:
+            return TokenStoreError(
+                f"token id {row_id!r} is encrypted under key id {key_id!r} and this store"
+                f" has no keys: configure them ({KEYS_ENV_VAR}, keys= or --keys)"
+            )
+        return TokenStoreError(
+            f"token id {row_id!r} is encrypted under key id {key_id!r}, which is not"
+            f" configured (configured: {', '.join(self.key_ids)})"
+        )
+
     def digest(self, column: str, value: str, key_id: str | None = None) -> str:
         """The blind-index digest (hex HMAC-SHA256) of a token for ``column``."""
-        keys = self._keys[key_id or self.current_id or ""]
-        return hmac.new(keys.digest[column], value.encode("utf-8"), hashlib.sha256).hexdigest()
+        mac = self._keys[key_id or self.current_id or ""].digest[column].copy()
+        mac.update(value.encode("utf-8"))
+        return mac.hexdigest()
 
     def digests(self, column: str, value: str) -> tuple[str, ...]:
         """The value's digest under every configured key, the current key's first."""
@@ -231,13 +245,30 @@ class Sealing:
         """
         if key_id is None:
             return row
-        assert row.id is not None
-        opened = {
-            column: self.open_value(column, row.id, key_id, value)
-            for column in SECRET_COLUMNS
-            if (value := getattr(row, column)) is not None
-        }
-        return replace(row, **opened)
+        row_id = row.id
+        assert row_id is not None
+        keys = self._keys.get(key_id)
+        if keys is None:
+            raise self._not_configured(row_id, key_id)
+        aead, tail, open_ = keys.aead, f"{row_id}\x00{key_id}", self._open
+        secret, refresh, access, grant = (
+            row.client_secret,
+            row.refresh_token,
+            row.access_token,
+            row.grant_token,
+        )
+        return TokenFields(
+            row_id,
+            row.user_name,
+            row.client_id,
+            None if secret is None else open_(aead, "client_secret", tail, key_id, secret),
+            None if refresh is None else open_(aead, "refresh_token", tail, key_id, refresh),
+            None if access is None else open_(aead, "access_token", tail, key_id, access),
+            None if grant is None else open_(aead, "grant_token", tail, key_id, grant),
+            row.expiry_time,
+            row.redirect_url,
+            row.api_domain,
+        )
 
     def open_row(self, mapping: Any) -> TokenFields:
         """A row read with the SDK's columns and ``key_id``, opened (``client_id`` "": None)."""
@@ -282,7 +313,7 @@ class Sealing:
 
     def keyed_save_key(self, plain: str, key_id: str) -> str:
         """The plain ``save_key`` keyed under ``key_id``."""
-        return hmac.new(self._keys[key_id].save, plain.encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self._keys[key_id].save, plain.encode(), "sha256").hex()
 
     def save_keys(self, found: Lookup) -> str | tuple[str, ...] | None:
         """Every ``save_key`` a row of this token may carry: under each configured key and
