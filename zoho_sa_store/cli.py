@@ -4,10 +4,12 @@ Commands: ``upgrade``, ``current`` and ``check`` (the migrations); ``list``, ``s
 ``delete``, ``delete-all``, ``purge`` and ``export`` (the stored tokens, secrets masked
 unless ``export --include-secrets``); ``import-filestore`` and ``import-dbstore`` (the SDK's
 own stores); ``demo`` (the real SDK through a whole token lifecycle against the offline
-stand-in). The database URL: ``--url`` (before or after the command), else
-``$ZOHO_SA_STORE_URL``, else ``sqlite:///zohooauth.db`` (``demo``: ``--url``, else a
-throwaway SQLite file); the table: ``--table`` (default ``oauthtoken``; for
-``import-dbstore``, ``--table`` names the source table and ``--target-table`` ours). Only
+stand-in); ``keygen`` and ``rotate-keys`` (encryption keys, :mod:`zoho_sa_store.cli_keys`).
+The keys: ``--keys`` (before or after the command), else ``$ZOHO_SA_STORE_KEYS``. The
+database URL: ``--url`` (before or after the command), else ``$ZOHO_SA_STORE_URL``, else
+``sqlite:///zohooauth.db`` (``demo``: ``--url``, else a throwaway SQLite file); the table:
+``--table`` (default ``oauthtoken``; for ``import-dbstore``, ``--table`` names the source
+table and ``--target-table`` ours). Only
 ``upgrade`` and ``demo`` create a database: the others fail on a missing SQLite file.
 ``--version`` prints the package's version.
 
@@ -18,8 +20,9 @@ Exit codes:
        ``show``/``delete`` found no such id. Nothing was changed by a failed import.
     2: a usage error (bad option or argument, ``delete-all`` without ``--yes``).
     3: the command ran and found something to act on: ``check``, the schema is not at head
-       (or differs from the model); an import, some rows were reported as conflicts or
-       invalid and not written (the others were).
+       (or differs from the model), or rows are under key ids not configured; an import,
+       some rows were reported as conflicts or invalid and not written (the others were);
+       ``rotate-keys``, rows could not be decrypted or changed meanwhile.
 """
 
 from __future__ import annotations
@@ -269,6 +272,9 @@ def _store(url: str | None, table_name: str | None) -> SQLAlchemyTokenStore:
 )
 def check(url: str | None, table_name: str | None, quick: bool) -> None:
     """Exit 0 if the schema is at head and matches the model, else 3.
+
+    At head it also prints the encryption state (rows in plain text, per key id); exit 3
+    when rows are under key ids not configured (--keys, $ZOHO_SA_STORE_KEYS).
 
     With --quick (a readiness probe): 0 ready, 3 not at head or table missing, 1 the
     database failed.

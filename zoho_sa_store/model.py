@@ -16,6 +16,9 @@ Exact matching is the same on every backend:
 Tokens are ``TEXT`` (up to :data:`MAX_TOKEN_LENGTH` characters). Their lookup indexes are a
 hash index on PostgreSQL (a B-tree entry cannot hold a long token) and a 255-character prefix
 index on MySQL/MariaDB (InnoDB's key-length limit); the query still compares the whole value.
+``client_secret`` is ``TEXT`` too: with keys it holds a sealed value (see
+:mod:`zoho_sa_store.sealing`), longer than the secret. Sealed rows are looked up by the
+``<token>_digest`` columns (64 hex characters, B-tree indexes) and carry their ``key_id``.
 """
 
 from __future__ import annotations
