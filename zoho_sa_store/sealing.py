@@ -6,7 +6,7 @@ write (:meth:`Sealing.sealed`), to turn a rule's lookup into stored criteria
 changes nothing (plain-text mode).
 
 With keys, ``client_secret``, ``refresh_token``, ``access_token`` and ``grant_token`` are
-stored sealed as ``zss1:<key id>:<urlsafe base64 of nonce, ciphertext and tag>``:
+stored sealed as ``zss1:<key id>:<base64 of nonce, ciphertext and tag>``:
 AES-256-GCM with a random 96-bit nonce, and as associated data the format version, table,
 column, row id and key id, so a value copied to another column, row or table fails to open.
 Ids never change (every update is by id), which is what makes the row id bindable.
@@ -21,14 +21,12 @@ plain): every write either keeps the row under the current key or rewrites all o
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import hmac
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -43,7 +41,6 @@ from zoho_sa_store.tokens import COLUMNS, TokenFields
 FORMAT = "zss1"
 """The sealed format's name and version: the prefix of every sealed value."""
 NONCE_BYTES = 12
-_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 SECRET_COLUMNS = ("client_secret", "refresh_token", "access_token", "grant_token")
 DIGEST_COLUMNS = {
     "access_token": "access_token_digest",
@@ -52,6 +49,7 @@ DIGEST_COLUMNS = {
 }
 """The token columns the rules look rows up by, and their blind-index columns."""
 
+_NOTHING = TokenFields()
 Criteria = tuple[tuple[str, "str | tuple[str, ...]"], ...]
 """SQL criteria: (column, value) pairs; a tuple value means ``column IN (values)``."""
 
@@ -64,9 +62,10 @@ def _derive(key: bytes, purpose: str) -> bytes:
 class _SubKeys:
     """The sub-keys of one configured key, each derived for one purpose only."""
 
-    __slots__ = ("aead", "digest", "save")
+    __slots__ = ("aead", "digest", "prefix", "save")
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key_id: str, key: bytes) -> None:
+        self.prefix = f"{FORMAT}:{key_id}:"
         self.aead = AESGCM(_derive(key, f"zoho-sa-store/{FORMAT}/aes-256-gcm"))
         self.digest = {  # keyed once: each digest copies its column's HMAC state
             column: hmac.new(
@@ -80,8 +79,7 @@ class _SubKeys:
         return "_SubKeys(...)"
 
 
-@dataclass(frozen=True, slots=True)
-class Search:
+class Search(NamedTuple):
     """A rule's lookup as stored criteria.
 
     Attributes:
@@ -123,10 +121,14 @@ class Sealing:
                 key = keyring.key(key_id)
                 if not isinstance(key, bytes) or len(key) != KEY_BYTES:
                     raise KeyringError(f"key id {key_id!r}: the keyring has no 32-byte key")
-                self._keys[key_id] = _SubKeys(key)
+                self._keys[key_id] = _SubKeys(key_id, key)
         self._aad_heads = {
             column: f"{FORMAT}\x00{table_name}\x00{column}\x00".encode()
             for column in SECRET_COLUMNS
+        }
+        self._macs = {
+            column: tuple(keys.digest[column] for keys in self._keys.values())
+            for column in DIGEST_COLUMNS
         }
         self.key_ids: tuple[str, ...] = tuple(self._keys)
         self.current_id: str | None = self.key_ids[0] if self.key_ids else None
@@ -153,7 +155,7 @@ class Sealing:
         data = self._keys[key_id].aead.encrypt(
             nonce, value.encode("utf-8"), self._aad(column, row_id, key_id)
         )
-        body = base64.urlsafe_b64encode(nonce + data).decode("ascii").rstrip("=")
+        body = binascii.b2a_base64(nonce + data, newline=False).decode("ascii")
         return f"{FORMAT}:{key_id}:{body}"
 
     def open_value(self, column: str, row_id: str, key_id: str, value: str) -> str:
@@ -167,21 +169,21 @@ class Sealing:
         keys = self._keys.get(key_id)
         if keys is None:
             raise self._not_configured(row_id, key_id)
-        return self._open(keys.aead, column, f"{row_id}\x00{key_id}", key_id, value)
+        return self._open(keys, column, f"{row_id}\x00{key_id}".encode(), key_id, value)
 
-    def _open(self, aead: AESGCM, column: str, tail: str, key_id: str, value: str) -> str:
-        parts = value.split(":", 2)
+    def _open(self, keys: _SubKeys, column: str, tail: bytes, key_id: str, value: str) -> str:
+        prefix = keys.prefix
         try:
-            if len(parts) != 3 or parts[0] != FORMAT or parts[1] != key_id:
+            if not value.startswith(prefix):
                 raise ValueError("not sealed under the row's key")
-            body = parts[2].encode("ascii").translate(_FROM_URLSAFE)
-            raw = binascii.a2b_base64(body + b"=" * (-len(body) % 4))
+            # a stray character is dropped here, and then fails the tag check
+            raw = binascii.a2b_base64(value[len(prefix) :])
             if len(raw) < NONCE_BYTES + 16:
                 raise ValueError("too short")
-            aad = self._aad_heads[column] + tail.encode()
-            return aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad).decode("utf-8")
+            aad = self._aad_heads[column] + tail
+            return keys.aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad).decode("utf-8")
         except (InvalidTag, ValueError, binascii.Error):  # UnicodeError is a ValueError
-            row_id = tail.partition("\x00")[0]
+            row_id = tail.decode().partition("\x00")[0]
             raise TokenStoreError(
                 f"token id {row_id!r}: its {column} does not open under key id {key_id!r}"
                 " (a wrong key under that id, or a value altered or copied from another row"
@@ -207,7 +209,13 @@ class Sealing:
 
     def digests(self, column: str, value: str) -> tuple[str, ...]:
         """The value's digest under every configured key, the current key's first."""
-        return tuple(self.digest(column, value, key_id) for key_id in self.key_ids)
+        data = value.encode("utf-8")
+        out = []
+        for base in self._macs[column]:
+            mac = base.copy()
+            mac.update(data)
+            out.append(mac.hexdigest())
+        return tuple(out)
 
     # -- rows ---------------------------------------------------------------------------
 
@@ -237,8 +245,14 @@ class Sealing:
         out["key_id"] = self.current_id
         return out
 
-    def opened(self, row: TokenFields, key_id: str | None) -> TokenFields:
+    def opened(
+        self, row: TokenFields, key_id: str | None, known: TokenFields | None = None
+    ) -> TokenFields:
         """The row with its secrets opened; a row with ``key_id`` None is plain already.
+
+        ``known``: the caller's own values (``find_token``'s token). A secret it holds is
+        not decrypted: its value stands in for the row's, as the merge into that token
+        keeps the token's own values anyway (a stored None stays None).
 
         Raises:
             TokenStoreError: see :meth:`open_value`.
@@ -250,21 +264,30 @@ class Sealing:
         keys = self._keys.get(key_id)
         if keys is None:
             raise self._not_configured(row_id, key_id)
-        aead, tail, open_ = keys.aead, f"{row_id}\x00{key_id}", self._open
+        tail, open_, given = f"{row_id}\x00{key_id}".encode(), self._open, known or _NOTHING
         secret, refresh, access, grant = (
             row.client_secret,
             row.refresh_token,
             row.access_token,
             row.grant_token,
         )
+        # a secret the caller holds stands in for the row's (the merge keeps the caller's)
+        if secret is not None:
+            secret = given.client_secret or open_(keys, "client_secret", tail, key_id, secret)
+        if refresh is not None:
+            refresh = given.refresh_token or open_(keys, "refresh_token", tail, key_id, refresh)
+        if access is not None:
+            access = given.access_token or open_(keys, "access_token", tail, key_id, access)
+        if grant is not None:
+            grant = given.grant_token or open_(keys, "grant_token", tail, key_id, grant)
         return TokenFields(
             row_id,
             row.user_name,
             row.client_id,
-            None if secret is None else open_(aead, "client_secret", tail, key_id, secret),
-            None if refresh is None else open_(aead, "refresh_token", tail, key_id, refresh),
-            None if access is None else open_(aead, "access_token", tail, key_id, access),
-            None if grant is None else open_(aead, "grant_token", tail, key_id, grant),
+            secret,
+            refresh,
+            access,
+            grant,
             row.expiry_time,
             row.redirect_url,
             row.api_domain,
@@ -285,8 +308,14 @@ class Sealing:
         a second lookup by the raw token for plain rows, only when the first finds nothing.
         The id rule's secrets are compared after the row is opened.
         """
-        if not self.keyed:
+        if not self.keyed or found.rule == "user":  # the user rule compares no secret
             return Search(found.criteria)
+        if found.rule != "id" and len(found.criteria) == 1:  # access, grant or refresh
+            column, value = found.criteria[0]
+            if column in DIGEST_COLUMNS:
+                digests = self.digests(column, value)
+                stored = digests[0] if len(digests) == 1 else digests
+                return Search(((DIGEST_COLUMNS[column], stored),), found.criteria)
         criteria: list[tuple[str, str | tuple[str, ...]]] = []
         check: list[tuple[str, str]] = []
         digested = False

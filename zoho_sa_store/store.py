@@ -191,11 +191,12 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             TypeError, ValueError: ``token`` is not a valid ``OAuthToken``; no SQL runs.
             TokenStoreError: the database failed (never None for a missing table).
         """
-        found = lookup(token_fields(token))
+        fields = token_fields(token)
+        found = lookup(fields)
         if found is None:
             return None
         self._check_keys()
-        row = self._find("find_token", found)
+        row = self._find("find_token", found, known=fields)
         return None if row is None else merge_into(token, self._fresh(*row))
 
     def find_token_by_id(self, id: str) -> OAuthToken | None:
@@ -392,11 +393,15 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
 
             check_keys_at_first_use(self)
 
-    def _find(self, operation: str, found: Lookup) -> tuple[TokenFields, int | None] | None:
+    def _find(
+        self, operation: str, found: Lookup, known: TokenFields | None = None
+    ) -> tuple[TokenFields, int | None] | None:
         """The row a lookup finds (the newest), opened, and its saved_at.
 
         One round trip; with keys, a second one (by the raw token) only when the digests
         find nothing, for plain rows not yet sealed (see :meth:`Sealing.search`).
+        ``known``: the caller's token, whose own secrets are not decrypted (see
+        :meth:`Sealing.opened`); those the lookup compares after decryption always are.
         """
         search = self.sealing.search(found)
         row = self._fetch_newest(operation, search.criteria)
@@ -406,7 +411,8 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             return None
         # the SELECT lists the SDK's columns in TokenFields' order, saved_at, key_id; "": None
         *values, saved_at, key_id = row
-        opened = self.sealing.opened(TokenFields(*(value or None for value in values)), key_id)
+        row_fields = TokenFields(*(value or None for value in values))
+        opened = self.sealing.opened(row_fields, key_id, None if search.check else known)
         return (opened, saved_at) if search.matches(opened) else None
 
     def _fetch_newest(self, operation: str, criteria: Criteria) -> tuple[Any, ...] | None:
