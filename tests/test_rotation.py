@@ -76,7 +76,11 @@ def _fill(url: str, rows: int) -> None:
 
 
 def _assert_fillers(store: SQLAlchemyTokenStore, rows: int) -> None:
-    found = {t.get_id(): t for t in store.get_tokens() if t.get_id().startswith("f")}
+    found = {
+        t.get_id(): t
+        for t in store.get_tokens()
+        if t.get_user_signature().get_name().startswith("filler")
+    }
     assert len(found) == rows
     for n in range(rows):
         assert found[f"f{n:05d}"].get_access_token() == f"1000.acc.f{n}"
