@@ -9,20 +9,25 @@ Both read only ``key_id``, ``id`` and (for the sample) one row per configured ke
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from zoho_sa_store.errors import TokenStoreError
 from zoho_sa_store.keyring import KEYS_ENV_VAR
+from zoho_sa_store.tokens import COLUMNS
 
 if TYPE_CHECKING:
     from zoho_sa_store.store import SQLAlchemyTokenStore
 
 log = logging.getLogger("zoho_sa_store.keys")
+Run = Callable[[Callable[[Connection], Any]], Any]
+"""Runs one piece of work on a connection of the store's."""
 _plain_warned_in: int | None = None
 """The process id that has logged the no-keys warning (once per process)."""
 
@@ -105,13 +110,15 @@ def encryption_state(store: SQLAlchemyTokenStore) -> EncryptionState:
     )
 
 
-def check_keys_at_first_use(store: SQLAlchemyTokenStore) -> None:
+def check_keys_at_first_use(store: SQLAlchemyTokenStore, run: Run) -> None:
     """Log a warning when the store's keys cannot open the table's sealed rows.
 
     No keys: one warning per process that tokens are stored in plain text, and one if the
     table holds sealed rows. With keys: one naming a key id of the table that is not
     configured, and one for a configured key id whose sample row does not open (a wrong
-    key under that id). A database failure here is left to the call that follows.
+    key under that id). A database failure here is left to the call that follows. ``run``
+    runs one piece of work on a connection as the store's own calls do (on
+    ``sqlite:///:memory:``, in turns with the other threads).
     """
     global _plain_warned_in
     sealing, c = store.sealing, store.table.c
@@ -124,7 +131,7 @@ def check_keys_at_first_use(store: SQLAlchemyTokenStore) -> None:
                     KEYS_ENV_VAR,
                 )
             stmt: Any = select(c.id, c.key_id).where(c.key_id.is_not(None)).limit(1)
-            row = _first(store, stmt)
+            row = run(lambda conn: conn.execute(stmt).first())
             if row is not None:
                 log.warning(
                     "table %s holds encrypted tokens (key id %s, e.g. token id %s) and this"
@@ -136,7 +143,7 @@ def check_keys_at_first_use(store: SQLAlchemyTokenStore) -> None:
                 )
             return
         stmt = select(c.id, c.key_id).where(c.key_id.not_in(sealing.key_ids)).limit(1)
-        row = _first(store, stmt)
+        row = run(lambda conn: conn.execute(stmt).first())
         if row is not None:
             log.warning(
                 "table %s holds tokens under key id %s (e.g. token id %s), which is not"
@@ -145,20 +152,19 @@ def check_keys_at_first_use(store: SQLAlchemyTokenStore) -> None:
                 row.key_id,
                 row.id,
             )
-        sample = store.sealing
+        columns = (*(c[name] for name in COLUMNS), c.key_id)
         for key_id in sealing.key_ids:
-            picked = _first(store, store._sql.select(()).where(c.key_id == key_id).limit(1))
+            one: Any = select(*columns).where(c.key_id == key_id).limit(1)
+            picked = run(functools.partial(_first, one))
             if picked is None:
                 continue
             try:
-                sample.open_row(picked._mapping)
+                sealing.open_row(picked._mapping)
             except TokenStoreError as error:
                 log.warning("the configured key %s does not open the table: %s", key_id, error)
     except TokenStoreError as error:
         log.debug("the keys were not checked: %s", error)
 
 
-def _first(store: SQLAlchemyTokenStore, stmt: Any) -> Any:
-    from zoho_sa_store.admin import run
-
-    return run(store, "check keys", lambda conn: conn.execute(stmt).first())
+def _first(stmt: Any, conn: Connection) -> Any:
+    return conn.execute(stmt).first()

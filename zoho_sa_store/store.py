@@ -391,7 +391,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             self._keys_checked = True
             from zoho_sa_store.keystate import check_keys_at_first_use
 
-            check_keys_at_first_use(self)
+            check_keys_at_first_use(self, functools.partial(self._db.run, "check keys"))
 
     def _find(
         self, operation: str, found: Lookup, known: TokenFields | None = None
