@@ -1,7 +1,8 @@
 """A pytest plugin: no secret appears in any log record or exception message of the run.
 
 Secrets are every access, refresh and grant token and client secret that passes through
-the store or is issued by the Zoho stand-in (plus the test URLs' passwords). Messages are
+the store or is issued by the Zoho stand-in, and every encryption key made by
+``keyring.new_entry`` (plus the test URLs' passwords). Messages are
 every log record of every logger (at DEBUG, SQLAlchemy's statement log included) and the
 text of every exception that leaves the store's public methods or is built as an SDK
 exception. At the end of the session a leak fails the run.
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from zoho_sa_store import testing
+from zoho_sa_store import keyring, testing
 from zoho_sa_store.sdk import SDK_EXCEPTIONS
 from zoho_sa_store.store import SQLAlchemyTokenStore
 
@@ -109,6 +110,18 @@ def _watch_stand_in() -> None:
     testing.new_token = issued
 
 
+def _watch_keys() -> None:
+    """Every encryption key a test makes (``new_entry``) is a secret too."""
+    original = keyring.new_entry
+
+    def made(key_id: str | None = None) -> str:
+        entry = original(key_id)
+        RECORDER.secret(entry.split(":", 1)[1])
+        return entry
+
+    keyring.new_entry = made
+
+
 def pytest_configure(config: pytest.Config) -> None:
     root = logging.getLogger()
     root.addHandler(RECORDER)
@@ -118,6 +131,7 @@ def pytest_configure(config: pytest.Config) -> None:
         _watch_method(name)
     _watch_sdk_exceptions()
     _watch_stand_in()
+    _watch_keys()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

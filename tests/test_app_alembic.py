@@ -164,7 +164,7 @@ def test_one_alembic_upgrade_of_the_app_deploys_both_histories(
     assert {"users", "alembic_version", "oauthtoken", "zoho_sa_store_alembic_version"} <= tables(
         app_url
     )
-    assert current(app_url) == "0002"
+    assert current(app_url) == "0003"
     engine = make_engine(app_url)
     try:
         with engine.connect() as conn:
@@ -172,7 +172,7 @@ def test_one_alembic_upgrade_of_the_app_deploys_both_histories(
     finally:
         engine.dispose()
     command.upgrade(app_config, "head")  # again: nothing to do for either
-    assert current(app_url) == "0002"
+    assert current(app_url) == "0003"
 
 
 def test_the_apps_autogenerate_leaves_the_store_alone(app_url: str, app_config: Config) -> None:
@@ -222,7 +222,7 @@ def test_a_failed_app_migration_rolls_back_ours_too(app_url: str, app_config: Co
     assert not tables(app_url) & {"users", "oauthtoken", "zoho_sa_store_alembic_version"}
     app_config.attributes["fail"] = False
     command.upgrade(app_config, "head")
-    assert {"users", "oauthtoken"} <= tables(app_url) and current(app_url) == "0002"
+    assert {"users", "oauthtoken"} <= tables(app_url) and current(app_url) == "0003"
 
 
 @pytest.mark.transactional_ddl  # MySQL/MariaDB commit each DDL statement
@@ -238,7 +238,7 @@ def test_upgrade_on_a_connection_does_not_commit_its_transaction(app_url: str) -
         with engine.connect() as conn:
             upgrade(conn)  # no transaction open: one of its own, committed
             assert not conn.in_transaction()
-        assert current(app_url) == "0002"
+        assert current(app_url) == "0003"
     finally:
         engine.dispose()
 

@@ -58,9 +58,9 @@ def test_upgrade_and_current(backend_url: str) -> None:
     runner = CliRunner()
     result = runner.invoke(main, ["--url", backend_url, "--table", "zss_cli_tokens", "upgrade"])
     assert result.exit_code == 0, result.output
-    assert result.output.strip().endswith("zss_cli_tokens at 0002")
+    assert result.output.strip().endswith("zss_cli_tokens at 0003")
     current = runner.invoke(main, ["current", "--url", backend_url, "--table", "zss_cli_tokens"])
-    assert current.output.strip() == "0002"
+    assert current.output.strip() == "0003"
     from zoho_sa_store.migrate import downgrade
 
     downgrade(backend_url, "base", table_name="zss_cli_tokens")
@@ -132,10 +132,11 @@ def no_secret_in(output: str, store_secrets: set[str]) -> None:
 
 def test_check(backend_url: str) -> None:
     result = cli("check", "--url", backend_url)
-    assert result.exit_code == 0 and result.output == "oauthtoken: at head (0002)\n"
+    assert result.exit_code == 0
+    assert result.output.startswith("oauthtoken: at head (0003)\nencryption: ")
     other = cli("--url", backend_url, "--table", "zss_cli_unmigrated", "check")
     assert other.exit_code == 3
-    assert other.output == "zss_cli_unmigrated: at no revision, head is 0002: run upgrade\n"
+    assert other.output == "zss_cli_unmigrated: at no revision, head is 0003: run upgrade\n"
 
 
 def test_list_and_show_mask_secrets(store: SQLAlchemyTokenStore, backend_url: str) -> None:

@@ -56,7 +56,7 @@ def test_an_existing_file_is_read(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 't.db'}"
     assert cli("upgrade", "--url", url).exit_code == 0
     assert cli("list", "--url", url).output == "no tokens\n"
-    assert cli("current", "--url", url).output == "0002\n"
+    assert cli("current", "--url", url).output == "0003\n"
     memory = cli("current", "--url", "sqlite://")
     assert memory.exit_code == 0 and memory.output == "\n"
 

@@ -53,7 +53,7 @@ def test_concurrent_upgrades_all_succeed(backend_url: str) -> None:
         process.join(timeout=60)
     try:
         assert failures == [""] * UPGRADES
-        assert current(backend_url, table_name=table) == "0002"
+        assert current(backend_url, table_name=table) == "0003"
         assert check(backend_url, table_name=table)
     finally:
         _drop(backend_url, table)

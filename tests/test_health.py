@@ -49,7 +49,7 @@ def statements(engine: Engine, table_name: str) -> tuple[Readiness, list[str]]:
 def test_ready_at_head_in_two_statements(engine: Engine) -> None:
     ready, sent = statements(engine, "oauthtoken")
     assert ready.ok and bool(ready) and not ready.database_failed
-    assert ready.reason == "oauthtoken: ready (at 0002)"
+    assert ready.reason == "oauthtoken: ready (at 0003)"
     assert len(sent) <= 2, sent
 
 
@@ -66,7 +66,7 @@ def test_not_at_head_and_a_dropped_table(engine: Engine) -> None:
     upgrade(engine, "0001", table_name=table)
     ready, sent = statements(engine, table)
     assert not ready.ok and not ready.database_failed and len(sent) == 1
-    assert ready.reason == f"{table}: at 0001, head is 0002: run upgrade"
+    assert ready.reason == f"{table}: at 0001, head is 0003: run upgrade"
     upgrade(engine, table_name=table)
     assert check_ready(engine, table_name=table).ok
     drop(engine, table)
@@ -86,7 +86,7 @@ def test_an_unreachable_database() -> None:
 def test_check_quick_exit_codes(backend_url: str) -> None:
     runner = CliRunner()
     ok = runner.invoke(main, ["--url", backend_url, "check", "--quick"])
-    assert ok.exit_code == 0 and ok.output == "oauthtoken: ready (at 0002)\n"
+    assert ok.exit_code == 0 and ok.output == "oauthtoken: ready (at 0003)\n"
     missing = runner.invoke(main, ["check", "--quick", "--url", backend_url, "--table", "zss_no"])
     assert missing.exit_code == 3
     assert missing.output == "zss_no: not migrated (no version table): run upgrade\n"

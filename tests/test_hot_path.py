@@ -25,7 +25,9 @@ def count(store: SQLAlchemyTokenStore) -> int:
 
 @pytest.fixture
 def statements(store: SQLAlchemyTokenStore) -> Iterator[list[str]]:
-    """Every statement the store's engine sends from now on (first word, upper case)."""
+    """Every statement the store's engine sends from now on (first word, upper case), after
+    the store's first-use key check (one SELECT per store, see keystate.py)."""
+    store.find_token_by_id("no-such-row")
     sent: list[str] = []
 
     def record(conn: Connection, cursor: Any, sql: str, *args: Any) -> None:

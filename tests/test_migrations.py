@@ -33,7 +33,7 @@ def test_upgrade_check_downgrade_round_trip(backend_url: str) -> None:
     downgrade(backend_url, "base", table_name=TABLE)
     assert current(backend_url, table_name=TABLE) is None
     upgrade(backend_url, table_name=TABLE)
-    assert current(backend_url, table_name=TABLE) == "0002"
+    assert current(backend_url, table_name=TABLE) == "0003"
     assert {TABLE, version_table(TABLE)} <= tables(backend_url)
     engine = make_engine(backend_url)
     try:
@@ -72,7 +72,7 @@ def test_alembic_command_line(backend_url: str) -> None:
 
     try:
         alembic("upgrade", "head")
-        assert "0002 (head)" in alembic("current")
+        assert "0003 (head)" in alembic("current")
         assert "No new upgrade operations detected" in alembic("check")
     finally:
         alembic("downgrade", "base")
@@ -85,11 +85,11 @@ def test_an_ini_of_only_script_location(tmp_path: Path, monkeypatch: pytest.Monk
     ini.write_text(f"[alembic]\nscript_location = {script_location()}\n")
     by_x = f"sqlite:///{tmp_path / 'x.db'}"
     command.upgrade(Config(str(ini), cmd_opts=Namespace(x=[f"url={by_x}"])), "head")
-    assert current(by_x) == "0002"
+    assert current(by_x) == "0003"
     by_env = f"sqlite:///{tmp_path / 'env.db'}"
     monkeypatch.setenv("ZOHO_SA_STORE_URL", by_env)
     command.upgrade(Config(str(ini)), "head")
-    assert current(by_env) == "0002"
+    assert current(by_env) == "0003"
 
 
 def test_version_table_leaves_the_apps_own_alembic_history_alone(backend_url: str) -> None:
@@ -100,7 +100,7 @@ def test_version_table_leaves_the_apps_own_alembic_history_alone(backend_url: st
             conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
             conn.execute(text("INSERT INTO alembic_version VALUES ('app_rev_1')"))
         upgrade(engine)
-        assert current(engine) == "0002"
+        assert current(engine) == "0003"
         with engine.connect() as conn:
             assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "app_rev_1"
     finally:

@@ -81,7 +81,7 @@ def test_upgrade_from_an_installed_wheel(tmp_path: Path) -> None:
         text=True,
         check=True,
     )
-    assert done.stdout.strip() == "0002"
+    assert done.stdout.strip() == "0003"
     ini = tmp_path / "alembic.ini"  # the README's minimal ini for a wheel install
     ini.write_text("[alembic]\nscript_location = zoho_sa_store:migrations\n")
     db = tmp_path / "by_alembic.db"
@@ -102,7 +102,7 @@ def test_upgrade_from_an_installed_wheel(tmp_path: Path) -> None:
         text=True,
         check=True,
     )
-    assert done.stdout.strip() == "0002"
+    assert done.stdout.strip() == "0003"
 
 
 def test_licence_is_apache_2() -> None:

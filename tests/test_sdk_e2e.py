@@ -50,7 +50,7 @@ def initialize(
     **kw: str,
 ) -> OAuthToken:
     """``Initializer.initialize`` as an app calls it; returns the token it was given."""
-    token = oauth(user, **CLIENT, **kw) if "id" not in kw else OAuthToken(**kw)
+    token = oauth(user, **(CLIENT | kw)) if "id" not in kw else OAuthToken(**kw)
     Initializer.initialize(
         environment=stand_in.environment(), token=token, store=store, resource_path=str(tmp)
     )

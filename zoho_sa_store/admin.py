@@ -71,18 +71,24 @@ def _missing(store: SQLAlchemyTokenStore, error: SQLAlchemyError) -> str | None:
 
 def _select(store: SQLAlchemyTokenStore) -> Select[Any]:
     c = store.table.c
-    return select(*(c[name] for name in SDK_COLUMNS)).order_by(c.id)
+    return select(*(c[name] for name in SDK_COLUMNS), c.key_id).order_by(c.id)
 
 
-def as_row(values: Any) -> TokenRow:
-    """A database row (or mapping) as a :data:`TokenRow`; ``client_id`` ``""`` is None."""
-    fields = stored(values)
+def as_row(values: Any, store: SQLAlchemyTokenStore | None = None) -> TokenRow:
+    """A database row (or mapping) as a :data:`TokenRow`; ``client_id`` ``""`` is None.
+
+    With ``store``, the row (read with its ``key_id``) is opened with the store's keys.
+
+    Raises:
+        TokenStoreError: the row is sealed under a key the store cannot open.
+    """
+    fields = stored(values) if store is None else store.sealing.open_row(values)
     return {name: getattr(fields, name) for name in SDK_COLUMNS}
 
 
 def read_rows(conn: Connection, store: SQLAlchemyTokenStore) -> list[TokenRow]:
-    """Every row, ordered by id, on an open connection."""
-    return [as_row(row._mapping) for row in conn.execute(_select(store))]
+    """Every row, ordered by id and opened, on an open connection."""
+    return [as_row(row._mapping, store) for row in conn.execute(_select(store))]
 
 
 def list_rows(store: SQLAlchemyTokenStore) -> list[TokenRow]:
@@ -101,7 +107,7 @@ def find_row(store: SQLAlchemyTokenStore, token_id: str) -> TokenRow | None:
         return None
     stmt = _select(store).where(store.table.c.id == wanted)
     row = run(store, "show", lambda conn: conn.execute(stmt).first())
-    return None if row is None else as_row(row._mapping)
+    return None if row is None else as_row(row._mapping, store)
 
 
 def delete_row(store: SQLAlchemyTokenStore, token_id: str) -> bool:
@@ -175,7 +181,8 @@ def purge(
         return (ms := expiry_ms(row)) is not None and ms < cutoff
 
     def work(conn: Connection) -> list[TokenRow]:
-        rows = [as_row(row._mapping) for row in conn.execute(_select(store).where(no_refresh))]
+        selected = conn.execute(_select(store).where(no_refresh))
+        rows = [as_row(row._mapping, store) for row in selected]
         doomed = [row for row in rows if expired(row)]
         ids = [row["id"] for row in doomed]
         for start in range(0, 0 if dry_run else len(ids), DELETE_BATCH):

@@ -4,10 +4,12 @@ Commands: ``upgrade``, ``current`` and ``check`` (the migrations); ``list``, ``s
 ``delete``, ``delete-all``, ``purge`` and ``export`` (the stored tokens, secrets masked
 unless ``export --include-secrets``); ``import-filestore`` and ``import-dbstore`` (the SDK's
 own stores); ``demo`` (the real SDK through a whole token lifecycle against the offline
-stand-in). The database URL: ``--url`` (before or after the command), else
-``$ZOHO_SA_STORE_URL``, else ``sqlite:///zohooauth.db`` (``demo``: ``--url``, else a
-throwaway SQLite file); the table: ``--table`` (default ``oauthtoken``; for
-``import-dbstore``, ``--table`` names the source table and ``--target-table`` ours). Only
+stand-in); ``keygen`` and ``rotate-keys`` (encryption keys, :mod:`zoho_sa_store.cli_keys`).
+The keys: ``--keys`` (before or after the command), else ``$ZOHO_SA_STORE_KEYS``. The
+database URL: ``--url`` (before or after the command), else ``$ZOHO_SA_STORE_URL``, else
+``sqlite:///zohooauth.db`` (``demo``: ``--url``, else a throwaway SQLite file); the table:
+``--table`` (default ``oauthtoken``; for ``import-dbstore``, ``--table`` names the source
+table and ``--target-table`` ours). Only
 ``upgrade`` and ``demo`` create a database: the others fail on a missing SQLite file.
 ``--version`` prints the package's version.
 
@@ -18,8 +20,9 @@ Exit codes:
        ``show``/``delete`` found no such id. Nothing was changed by a failed import.
     2: a usage error (bad option or argument, ``delete-all`` without ``--yes``).
     3: the command ran and found something to act on: ``check``, the schema is not at head
-       (or differs from the model); an import, some rows were reported as conflicts or
-       invalid and not written (the others were).
+       (or differs from the model), or rows are under key ids not configured; an import,
+       some rows were reported as conflicts or invalid and not written (the others were);
+       ``rotate-keys``, rows could not be decrypted or changed meanwhile.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ from zoho_sa_store.errors import (
 )
 from zoho_sa_store.health import check_ready
 from zoho_sa_store.hygiene import printable, printable_json, safe_url, url_secrets
+from zoho_sa_store.keyring import KEYS_ENV_VAR, KeyringError
+from zoho_sa_store.keystate import encryption_state
 from zoho_sa_store.model import DEFAULT_TABLE_NAME
 from zoho_sa_store.sdk import MissingSDK
 from zoho_sa_store.settings import URL_ENV_VAR, check_table_name, resolve_url, sqlite_file
@@ -130,8 +135,26 @@ def require_database(url: str | None) -> None:
 URL_HELP = f"Database URL (default: ${URL_ENV_VAR}, else sqlite:///zohooauth.db)."
 
 
+KEYS_META = "zoho_sa_store.keys"
+"""Where ``--keys`` is kept (``click.Context.meta``, shared by the group and the command)."""
+
+
+def _keep_keys(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.meta[KEYS_META] = value
+
+
 def connection_options(command: F, table_flag: str = "--table", url_help: str = URL_HELP) -> F:
-    """``--url`` and ``--table``, accepted on the group and on each command."""
+    """``--url``, ``--table`` and ``--keys``, accepted on the group and on each command."""
+    command = click.option(
+        "--keys",
+        default=None,
+        expose_value=False,
+        callback=_keep_keys,
+        metavar="KEY_ID:KEY,...",
+        help=f"Encryption keys, the current first (default: ${KEYS_ENV_VAR}; prefer it: a"
+        " command line is visible to other local users).",
+    )(command)
     command = click.option("--url", default=None, help=url_help)(command)
     hint = "Token table name." if table_flag == "--table" else "Our token table's name."
     return click.option(table_flag, "table_name", default=None, help=hint)(command)
@@ -229,7 +252,11 @@ def _token_id(value: str) -> str:
 def _store(url: str | None, table_name: str | None) -> SQLAlchemyTokenStore:
     """A store for the command (closed by ``with``); it never refreshes a token."""
     s = _settings(url, table_name, existing=True)
-    return SQLAlchemyTokenStore(s.url, table_name=s.table_name, refresh=False)
+    keys = click.get_current_context().meta.get(KEYS_META)
+    try:
+        return SQLAlchemyTokenStore(s.url, table_name=s.table_name, refresh=False, keys=keys)
+    except KeyringError as error:
+        raise click.BadParameter(str(error), param_hint=f"--keys/${KEYS_ENV_VAR}") from None
 
 
 @command()
@@ -240,6 +267,9 @@ def _store(url: str | None, table_name: str | None) -> SQLAlchemyTokenStore:
 )
 def check(url: str | None, table_name: str | None, quick: bool) -> None:
     """Exit 0 if the schema is at head and matches the model, else 3.
+
+    At head it also prints the encryption state (rows in plain text, per key id); exit 3
+    when rows are under key ids not configured (--keys, $ZOHO_SA_STORE_KEYS).
 
     With --quick (a readiness probe): 0 ready, 3 not at head or table missing, 1 the
     database failed.
@@ -256,6 +286,11 @@ def check(url: str | None, table_name: str | None, quick: bool) -> None:
         return
     if migrate.check(s.url, table_name=s.table_name):
         click.echo(f"{s.table_name}: at head ({migrate.current(s.url, table_name=s.table_name)})")
+        with _store(url, table_name) as store:
+            state = encryption_state(store)
+        click.echo("\n".join(state.lines()))
+        if state.unknown:
+            sys.exit(EXIT_ATTENTION)
         return
     head = migrate.head()
     now = migrate.current(s.url, table_name=s.table_name)
@@ -417,3 +452,6 @@ def import_dbstore(
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--table") from None
     _import(url, table_name, rows, dry_run)
+
+
+from zoho_sa_store import cli_keys  # noqa: E402, F401  (registers keygen and rotate-keys)

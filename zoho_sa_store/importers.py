@@ -41,7 +41,7 @@ from zoho_sa_store.model import SDK_COLUMNS
 from zoho_sa_store.sdk import OAuthToken, SDKException, UserSignature
 from zoho_sa_store.settings import LOGGING_NAME
 from zoho_sa_store.store import SQLAlchemyTokenStore
-from zoho_sa_store.tokens import TokenFields, check_expiry, stored, token_fields
+from zoho_sa_store.tokens import TokenFields, check_expiry, token_fields
 
 FILESTORE_HEADER = (*SDK_COLUMNS[:8], "redirect_uri", "api_domain")
 """The header ``FileStore`` writes (its ninth column is ``redirect_uri``)."""
@@ -242,15 +242,17 @@ def import_rows(
     report = ImportReport()
 
     def work(conn: Connection) -> None:
-        current = conn.execute(select(*(store.table.c[n] for n in SDK_COLUMNS)))
-        index = _Index(stored(row._mapping) for row in current)
+        c = store.table.c
+        current = conn.execute(select(*(c[n] for n in SDK_COLUMNS), c.key_id))
+        index = _Index(store.sealing.open_row(row._mapping) for row in current)
         pending: list[dict[str, Any]] = []
         for row in chain(rows, [None]):  # None: the end, to write the last batch
             new = None if row is None else _decide(row, index, report)
             if new is not None:
                 index.add(new)
                 values = {name: getattr(new, name) for name in SDK_COLUMNS}
-                pending.append({**values, "client_id": new.client_id or ""})
+                values["client_id"] = new.client_id or ""
+                pending.append(store.sealing.sealed(str(new.id), values))  # keys: sealed
             if pending and (row is None or len(pending) >= INSERT_BATCH):
                 saved_at = time.time_ns() // 1000
                 if not dry_run:

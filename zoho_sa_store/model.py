@@ -16,6 +16,9 @@ Exact matching is the same on every backend:
 Tokens are ``TEXT`` (up to :data:`MAX_TOKEN_LENGTH` characters). Their lookup indexes are a
 hash index on PostgreSQL (a B-tree entry cannot hold a long token) and a 255-character prefix
 index on MySQL/MariaDB (InnoDB's key-length limit); the query still compares the whole value.
+``client_secret`` is ``TEXT`` too: with keys it holds a sealed value (see
+:mod:`zoho_sa_store.sealing`), longer than the secret. Sealed rows are looked up by the
+``<token>_digest`` columns (64 hex characters, B-tree indexes) and carry their ``key_id``.
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ MAX_TOKEN_LENGTH = 8192
 """Longest access, refresh or grant token accepted, in characters."""
 TOKEN_PREFIX_INDEX_LENGTH = 255
 """Characters of a token covered by its MySQL/MariaDB prefix index."""
+KEY_ID_LENGTH = 32
+"""Longest key id (see :mod:`zoho_sa_store.keyring`)."""
+DIGEST_COLUMNS = ("access_token_digest", "refresh_token_digest", "grant_token_digest")
+"""The blind-index columns: hex HMAC-SHA256 of a token, set on encrypted rows only."""
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -110,7 +117,7 @@ def token_table(metadata: MetaData, name: str = DEFAULT_TABLE_NAME) -> Table:
         Column("id", ExactString(64), primary_key=True),
         Column("user_name", ExactString(255)),
         Column("client_id", ExactString(255), nullable=False, server_default=text("''")),
-        Column("client_secret", ExactString(255)),
+        Column("client_secret", ExactText()),
         Column("refresh_token", ExactText()),
         Column("access_token", ExactText()),
         Column("grant_token", ExactText()),
@@ -119,11 +126,15 @@ def token_table(metadata: MetaData, name: str = DEFAULT_TABLE_NAME) -> Table:
         Column("api_domain", String(255)),
         Column("saved_at", BigInteger, nullable=False, server_default=text("0")),
         Column("save_key", String(64)),
+        Column("key_id", String(KEY_ID_LENGTH)),
+        *(Column(digest, String(64)) for digest in DIGEST_COLUMNS),
         UniqueConstraint("user_name", "client_id"),
         UniqueConstraint("save_key"),
         _token_index(name, "access_token"),
         _token_index(name, "grant_token"),
         _token_index(name, "refresh_token"),
+        Index(f"ix_{name}_key_id", "key_id"),
+        *(Index(f"ix_{name}_{digest}", digest) for digest in DIGEST_COLUMNS),
         mysql_charset="utf8mb4",
         mysql_engine="InnoDB",
     )
@@ -141,7 +152,12 @@ class OAuthTokenRow(Base):
     ``(user_name, client_id)`` constraint cannot guard: the SHA-256 (hex) of the save rule
     that looked the token up (its column and value, see
     :func:`zoho_sa_store.rules.save_key`). Its unique constraint lets exactly one of several
-    concurrent inserts of one token win, with no lock held across transactions.
+    concurrent inserts of one token win, with no lock held across transactions. With keys
+    it is keyed (an HMAC under the current key), never an unkeyed hash of a token.
+
+    ``key_id`` names the key that sealed the row's secrets (NULL: stored in plain text);
+    ``<token>_digest`` are the blind index of the token columns on sealed rows (see
+    :mod:`zoho_sa_store.sealing`).
     """
 
     __table__ = token_table(Base.metadata)
@@ -158,6 +174,10 @@ class OAuthTokenRow(Base):
     api_domain: Mapped[str | None]
     saved_at: Mapped[int]
     save_key: Mapped[str | None]
+    key_id: Mapped[str | None]
+    access_token_digest: Mapped[str | None]
+    refresh_token_digest: Mapped[str | None]
+    grant_token_digest: Mapped[str | None]
 
     def __repr__(self) -> str:
         from zoho_sa_store.tokens import mask

@@ -31,6 +31,32 @@ from sqlalchemy.sql.expression import ClauseElement, Executable
 from zoho_sa_store.tokens import COLUMNS
 
 _Compiled = tuple[str, tuple[str, ...] | None, dict[str, Any]]
+Shape = tuple["str | tuple[str, int]", ...]
+"""The columns a lookup compares: ``name`` (= :name) or ``(name, n)`` (IN, n values)."""
+
+
+def bind(criteria: tuple[tuple[str, Any], ...]) -> tuple[Shape, dict[str, Any]]:
+    """Criteria (column, value; a tuple value: IN) as a :meth:`Statements.select` shape
+    and its parameters."""
+    names: list[str | tuple[str, int]] = []
+    params: dict[str, Any] = {}
+    for name, value in criteria:
+        if isinstance(value, tuple):
+            names.append((name, len(value)))
+            params.update({f"{name}_{i}": v for i, v in enumerate(value)})
+        else:
+            names.append(name)
+            params[name] = value
+    return tuple(names), params
+
+
+def parameters(names: Shape) -> tuple[str, ...]:
+    """The bound parameters' names of a shape, in order (``(name, n)``: ``name_0``...)."""
+    return tuple(
+        p
+        for n in names
+        for p in ((n,) if isinstance(n, str) else (f"{n[0]}_{i}" for i in range(n[1])))
+    )
 
 
 class Statements:
@@ -46,14 +72,16 @@ class Statements:
         self.dialect = dialect
         self._built: dict[tuple[Any, ...], Executable] = {}
         self._compiled: dict[int, _Compiled] = {}
-        self._hot: dict[tuple[str, ...], tuple[str, bool]] = {}
+        self._hot: dict[Shape, tuple[str, bool]] = {}
 
-    def select(self, names: tuple[str, ...], *, newest: bool = False) -> Any:
+    def select(self, names: Shape, *, newest: bool = False) -> Any:
         """``SELECT <the SDK's columns> WHERE name = :name AND ...``.
 
         The SDK's columns in :class:`~zoho_sa_store.tokens.TokenFields`' order, then
-        ``saved_at``. ``newest``: the most recently saved matching row only, as the plain
-        SQL of :meth:`newest` (a refresh locks its row with :meth:`lock_row` first).
+        ``saved_at`` and ``key_id``. A ``(name, n)`` in ``names`` compares
+        ``name IN (:name_0, ... :name_<n-1>)`` (see :func:`bind`). ``newest``: the most
+        recently saved matching row only, as the plain SQL of :meth:`newest` (a refresh
+        locks its row with :meth:`lock_row` first).
         """
         key = ("select", names, newest)
         stmt = self._built.get(key)
@@ -62,32 +90,45 @@ class Statements:
                 stmt = self._built[key] = text(self._newest_sql(names))
             else:
                 c = self.table.c
-                stmt = self._built[key] = select(*(c[n] for n in COLUMNS), c.saved_at).where(
-                    *(c[n] == bindparam(n) for n in names)
+                stmt = self._built[key] = select(
+                    *(c[n] for n in COLUMNS), c.saved_at, c.key_id
+                ).where(
+                    *(
+                        c[n] == bindparam(n)
+                        if isinstance(n, str)
+                        else c[n[0]].in_([bindparam(p) for p in parameters((n,))])
+                        for n in names
+                    )
                 )
         return stmt
 
-    def newest(self, names: tuple[str, ...]) -> tuple[str, bool]:
+    def newest(self, names: Shape) -> tuple[str, bool]:
         """The lookup of the hot path, as (the driver's SQL, positional).
 
-        ``SELECT id, ..., saved_at FROM t WHERE a = ? AND b = ? ORDER BY saved_at DESC
-        LIMIT 1``: unqualified columns and a literal ``LIMIT 1`` (no bound LIMIT/OFFSET),
-        in the dialect's parameter style, built and compiled once per ``names``. Positional:
-        pass the values as a tuple in ``names``' order, else a dict keyed by ``names``.
+        ``SELECT id, ..., saved_at, key_id FROM t WHERE a = ? AND b IN (?, ?) ORDER BY
+        saved_at DESC LIMIT 1``: unqualified columns and a literal ``LIMIT 1`` (no bound
+        LIMIT/OFFSET), in the dialect's parameter style, built and compiled once per
+        ``names``. Positional: pass the values as a tuple in :func:`parameters` order, else
+        a dict keyed by those names.
         """
         found = self._hot.get(names)
         if found is None:
             compiled = self.select(names, newest=True).compile(dialect=self.dialect)
             if compiled.positional:
-                assert tuple(compiled.positiontup or ()) == names
+                assert tuple(compiled.positiontup or ()) == parameters(names)
             found = self._hot[names] = (str(compiled), bool(compiled.positional))
         return found
 
-    def _newest_sql(self, names: tuple[str, ...]) -> str:
+    def _newest_sql(self, names: Shape) -> str:
         quote = self.dialect.identifier_preparer.quote
-        columns = ", ".join(quote(n) for n in (*COLUMNS, "saved_at"))
+        columns = ", ".join(quote(n) for n in (*COLUMNS, "saved_at", "key_id"))
         table = self.dialect.identifier_preparer.format_table(self.table)
-        where = " AND ".join(f"{quote(n)} = :{n}" for n in names)
+        where = " AND ".join(
+            f"{quote(n)} = :{n}"
+            if isinstance(n, str)
+            else f"{quote(n[0])} IN ({', '.join(':' + p for p in parameters((n,)))})"
+            for n in names
+        )
         # identifiers of the model, quoted by the dialect; every value is a bound parameter
         return (
             f"SELECT {columns} FROM {table} WHERE {where} "  # noqa: S608
@@ -95,30 +136,38 @@ class Statements:
         )
 
     def page(self) -> Executable:
-        """Up to ``:size`` rows with ids after ``:after``, by id (keyset pagination)."""
+        """Up to ``:size`` rows with ids after ``:after``, by id (keyset pagination).
+
+        The SDK's columns, then ``key_id``.
+        """
         key = ("page",)
         stmt = self._built.get(key)
         if stmt is None:
             c = self.table.c
             stmt = self._built[key] = (
-                select(*(c[n] for n in COLUMNS))
+                select(*(c[n] for n in COLUMNS), c.key_id)
                 .where(c.id > bindparam("after"))
                 .order_by(c.id)
                 .limit(bindparam("size"))
             )
         return stmt
 
-    def update(self, names: tuple[str, ...]) -> Executable:
-        """``UPDATE ... SET name = :name, ... WHERE id = :row_id``."""
-        key = ("update", names)
+    def update(self, names: tuple[str, ...], sealed: bool | None = None) -> Executable:
+        """``UPDATE ... SET name = :name, ... WHERE id = :row_id``.
+
+        ``sealed``: True, only a row sealed under the key being written (``AND key_id =
+        :row_key_id``); False, only a plain row (``AND key_id IS NULL``); None, any row.
+        """
+        key = ("update", names, sealed)
         stmt = self._built.get(key)
         if stmt is None:
             c = self.table.c
-            stmt = self._built[key] = (
-                update(self.table)
-                .where(c.id == bindparam("row_id"))
-                .values({n: bindparam(n) for n in names})
-            )
+            query = update(self.table).where(c.id == bindparam("row_id"))
+            if sealed is not None:
+                query = query.where(
+                    c.key_id == bindparam("row_key_id") if sealed else c.key_id.is_(None)
+                )
+            stmt = self._built[key] = query.values({n: bindparam(n) for n in names})
         return stmt
 
     def lock_row(self) -> Executable:
@@ -145,7 +194,7 @@ class Statements:
             stmt = self._built[key] = insert(self.table).values({n: bindparam(n) for n in names})
         return stmt
 
-    def insert_new(self, names: tuple[str, ...], guards: tuple[tuple[str, ...], ...]) -> Executable:
+    def insert_new(self, names: tuple[str, ...], guards: tuple[Shape, ...]) -> Executable:
         """A first save in one statement: insert unless a row the save would update exists.
 
         ``INSERT INTO t (name, ...) SELECT :name, ... WHERE NOT EXISTS (SELECT * FROM t WHERE
@@ -168,7 +217,17 @@ class Statements:
             values = select(*(bindparam(n, type_=c[n].type) for n in names)).where(
                 *(
                     ~exists().where(
-                        *(c[g] == bindparam(f"g{k}_{g}", type_=c[g].type) for g in group)
+                        *(
+                            c[g] == bindparam(f"g{k}_{g}", type_=c[g].type)
+                            if isinstance(g, str)
+                            else c[g[0]].in_(
+                                [
+                                    bindparam(f"g{k}_{p}", type_=c[g[0]].type)
+                                    for p in parameters((g,))
+                                ]
+                            )
+                            for g in group
+                        )
                     )
                     for k, group in enumerate(guards)
                 )

@@ -31,11 +31,13 @@ from sqlalchemy.exc import IntegrityError
 
 from zoho_sa_store.errors import TokenStoreError
 from zoho_sa_store.hygiene import log_warnings, safe_url
+from zoho_sa_store.keyring import Keyring, resolve_keys
 from zoho_sa_store.model import DEFAULT_TABLE_NAME, NAMING_CONVENTION, OAuthTokenRow, token_table
 from zoho_sa_store.refresh import Refresher, RefreshPolicy, RefreshStep
-from zoho_sa_store.rules import SAVE_RULES, Lookup, lookup, save_key
+from zoho_sa_store.rules import SAVE_RULES, Lookup, lookup
 from zoho_sa_store.runner import LostRace, Runner, retryable
 from zoho_sa_store.sdk import OAuthToken, TokenStore
+from zoho_sa_store.sealing import SECRET_COLUMNS, Criteria, Sealing
 from zoho_sa_store.settings import (
     WRITE_TIMEOUT_S,
     HideRows,
@@ -43,14 +45,13 @@ from zoho_sa_store.settings import (
     make_engine,
     new_pool_after_fork,
 )
-from zoho_sa_store.statements import Statements
+from zoho_sa_store.statements import Statements, bind, parameters
 from zoho_sa_store.tokens import (
     TokenFields,
     check_expiry,
     clean_id,
     merge_into,
     new_token,
-    stored,
     token_fields,
 )
 
@@ -87,12 +88,17 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         write_timeout: seconds each save or delete may take, ``COMMIT`` included (a
             refresh: this plus its HTTP and lock timeouts); None: unbounded. Past it the
             call raises :class:`TokenStoreError`. Default 30.
+        keys: the encryption keys: ``"KEY_ID:KEY,..."`` (the first seals, the others only
+            open; see :mod:`zoho_sa_store.keyring`) or a
+            :class:`~zoho_sa_store.keyring.Keyring`. None: ``$ZOHO_SA_STORE_KEYS``, and
+            without it secrets are stored in plain text (one warning per process).
         **engine_options: ``create_engine`` options that replace the defaults of
             :func:`zoho_sa_store.settings.engine_options`.
 
     Raises:
         TypeError: both ``engine`` and ``url``/options given, or arguments of a wrong type.
-        ValueError: an invalid ``table_name`` or ``write_timeout``.
+        ValueError: an invalid ``table_name`` or ``write_timeout``;
+            :class:`~zoho_sa_store.keyring.KeyringError` (a ValueError) for malformed keys.
 
     The table is made by the migrations (``zoho-sa-store upgrade`` or
     :func:`zoho_sa_store.upgrade`); the store never checks the schema on the hot path, and a
@@ -107,9 +113,13 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         table_name: str = DEFAULT_TABLE_NAME,
         refresh: RefreshPolicy | bool = True,
         write_timeout: float | None = WRITE_TIMEOUT_S,
+        keys: str | Keyring | None = None,
         **engine_options: Any,
     ) -> None:
         self.table_name = check_table_name(table_name)
+        self.sealing = Sealing(resolve_keys(keys), self.table_name)
+        """Where secrets are sealed and opened (see :mod:`zoho_sa_store.sealing`)."""
+        self._keys_checked = False
         if write_timeout is not None and (
             isinstance(write_timeout, bool)
             or not isinstance(write_timeout, (int, float))
@@ -139,7 +149,8 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
 
     def __repr__(self) -> str:
         url = safe_url(self.engine.url)
-        return f"SQLAlchemyTokenStore({url!r}, table_name={self.table_name!r})"
+        keys = f", key_ids={self.sealing.key_ids!r}" if self.sealing.keyed else ""
+        return f"SQLAlchemyTokenStore({url!r}, table_name={self.table_name!r}{keys})"
 
     def close(self) -> None:
         """Dispose of the engine's pooled connections (only when the store created it)."""
@@ -182,24 +193,23 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             TypeError, ValueError: ``token`` is not a valid ``OAuthToken``; no SQL runs.
             TokenStoreError: the database failed (never None for a missing table).
         """
-        found = lookup(token_fields(token))
-        if found is None:
-            return None
-        row = self._find("find_token", found)
-        return None if row is None else merge_into(token, self._fresh(*row))
+        fields = token_fields(token)
+        row = self.find_fields(fields, known=fields)
+        return None if row is None else merge_into(token, row)
 
     def find_token_by_id(self, id: str) -> OAuthToken | None:
         """A new, complete ``OAuthToken`` built from row ``id``; None when there is none.
 
         Raises:
             TypeError, ValueError: ``id`` is not a str / not a valid id; no SQL runs.
-            TokenStoreError: the database failed.
+            TokenStoreError: the database failed, or the row is sealed under a key this
+                store does not hold.
         """
         token_id = clean_id(id)
         if token_id is None:
             return None
-        row = self._find("find_token_by_id", Lookup("id", (("id", token_id),)))
-        return None if row is None else new_token(self._fresh(*row))
+        row = self.find_fields(TokenFields(id=token_id), "find_token_by_id")
+        return None if row is None else new_token(row)
 
     def save_token(self, token: OAuthToken) -> None:
         """Upsert the token; on return the row is committed.
@@ -223,7 +233,12 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
 
     # -- the SDK-free core, which adapters of other SDK interfaces share -----------------
 
-    def find_fields(self, fields: TokenFields, operation: str = "find_token") -> TokenFields | None:
+    def find_fields(
+        self,
+        fields: TokenFields,
+        operation: str = "find_token",
+        known: TokenFields | None = None,
+    ) -> TokenFields | None:
         """The row the first rule of :mod:`zoho_sa_store.rules` that applies to ``fields``
         finds (the newest), after the coordinated refresh (see :meth:`find_token`); None when
         no rule applies or no row matches.
@@ -232,14 +247,18 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             fields: validated values (:func:`~zoho_sa_store.tokens.token_fields`, or an
                 adapter's own conversion, e.g. :mod:`zoho_sa_store.legacy`).
             operation: the name failures and log lines give.
+            known: values the caller keeps whatever the row holds (a merge keeps the
+                caller's own): their secrets are not decrypted.
 
         Raises:
-            TokenStoreError: the database failed.
+            TokenStoreError: the database failed, or the row is sealed under a key this
+                store does not hold (never None for it).
         """
         found = lookup(fields)
         if found is None:
             return None
-        row = self._find(operation, found)
+        self._check_keys()
+        row = self._find(operation, found, known=known)
         return None if row is None else self._fresh(*row)
 
     def save_fields(self, fields: TokenFields) -> str:
@@ -256,9 +275,10 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             and fields.grant_token is None
         ):
             raise ValueError("nothing to store: the token has no access, refresh or grant token")
+        self._check_keys()
         if fields.id is not None:  # the SDK's save after a refresh: one UPDATE, no transaction
             values, row_id = _saved_values(fields), fields.id
-            update = functools.partial(self._update, row_id=row_id, values=values)
+            update = functools.partial(self._update, row_id=row_id, values=values, reseal=False)
             if self._db.run("save_token", update, writes=True):
                 return row_id
         return self._insert_new(fields) or self._save_in_transaction(fields)
@@ -291,7 +311,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         """
         stmt = self._sql.select(()).order_by(self.table.c.id)
         rows: Sequence[Row[Any]] = self._db.run("get_tokens", lambda conn: conn.execute(stmt).all())
-        return [stored(row._mapping) for row in rows]
+        return [self.sealing.open_row(row._mapping) for row in rows]
 
     def iter_tokens(self, batch: int = 1000) -> Iterator[OAuthToken]:
         """Every stored token, as complete ``OAuthToken`` objects ordered by id, streamed.
@@ -309,7 +329,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         while True:
             rows = self._db.run("iter_tokens", functools.partial(self._page, after, batch))
             for row in rows:
-                yield new_token(stored(row._mapping))
+                yield new_token(self.sealing.open_row(row._mapping))
             if len(rows) < batch:
                 return
             after = rows[-1].id
@@ -344,7 +364,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             row = self._sql.execute(conn, self._sql.select(("id",)), {"id": row_id}).first()
             if row is None:
                 return None
-            current = stored(row._mapping)
+            current = self.sealing.open_row(row._mapping)
             asked_zoho = True
             answer = refresh(current, row.saved_at)
             if answer is None:
@@ -394,20 +414,53 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
 
     # -- statements ---------------------------------------------------------------------
 
-    def _find(self, operation: str, found: Lookup) -> tuple[TokenFields, int | None] | None:
-        """The row a lookup finds (the newest) and its saved_at, in one round trip."""
-        names, values = zip(*found.criteria, strict=True)
-        sql, positional = self._sql.newest(names)
-        row = self._db.fetch_one(operation, sql, values if positional else dict(found.criteria))
+    def _check_keys(self) -> None:
+        """Once per store, at its first use: warn about keys that cannot open the table."""
+        if not self._keys_checked:
+            self._keys_checked = True
+            from zoho_sa_store.keystate import check_keys_at_first_use
+
+            check_keys_at_first_use(self, functools.partial(self._db.run, "check keys"))
+
+    def _find(
+        self, operation: str, found: Lookup, known: TokenFields | None = None
+    ) -> tuple[TokenFields, int | None] | None:
+        """The row a lookup finds (the newest), opened, and its saved_at.
+
+        One round trip; with keys, a second one (by the raw token) only when the digests
+        find nothing, for plain rows not yet sealed (see :meth:`Sealing.search`).
+        ``known``: the caller's token, whose own secrets are not decrypted (see
+        :meth:`Sealing.opened`); those the lookup compares after decryption always are.
+        """
+        search = self.sealing.search(found)
+        row = self._fetch_newest(operation, search.criteria)
+        if row is None and search.fallback is not None:
+            row = self._fetch_newest(operation, search.fallback)
         if row is None:
             return None
-        # the SELECT lists the SDK's columns in TokenFields' order, then saved_at; "" is None
-        return TokenFields(*[value or None for value in row[:-1]]), row[-1]
+        # the SELECT lists the SDK's columns in TokenFields' order, saved_at, key_id; "": None
+        *values, saved_at, key_id = row
+        row_fields = TokenFields(*(value or None for value in values))
+        opened = self.sealing.opened(row_fields, key_id, None if search.check else known)
+        return (opened, saved_at) if search.matches(opened) else None
+
+    def _fetch_newest(self, operation: str, criteria: Criteria) -> tuple[Any, ...] | None:
+        names, params = bind(criteria)
+        sql, positional = self._sql.newest(names)
+        if positional:
+            return self._db.fetch_one(operation, sql, tuple(params[n] for n in parameters(names)))
+        return self._db.fetch_one(operation, sql, params)
 
     def _first(self, conn: Connection, found: Lookup) -> Row[Any] | None:
-        names = tuple(name for name, _ in found.criteria)
-        stmt = self._sql.select(names, newest=True)
-        return self._sql.execute(conn, stmt, dict(found.criteria)).first()
+        search = self.sealing.search(found)  # the save rules compare no secret in Python
+        row = self._first_where(conn, search.criteria)
+        if row is None and search.fallback is not None:
+            row = self._first_where(conn, search.fallback)
+        return row
+
+    def _first_where(self, conn: Connection, criteria: Criteria) -> Row[Any] | None:
+        names, params = bind(criteria)
+        return self._sql.execute(conn, self._sql.select(names, newest=True), params).first()
 
     def _upsert(self, conn: Connection, fields: TokenFields) -> str:
         """Update the row the token means, or insert one; return the row's id.
@@ -423,17 +476,19 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             return fields.id
         found = lookup(fields, SAVE_RULES)
         row = None if found is None else self._first(conn, found)
-        key = None if found is None else save_key(found)
-        if row is None and key is not None:  # the row this token inserted, since updated
-            row = self._first(conn, Lookup("save_key", (("save_key", key),)))
+        keys = None if found is None else self.sealing.save_keys(found)
+        if row is None and keys is not None:  # the row this token inserted, since updated
+            row = self._first_where(conn, (("save_key", keys),))
         if row is not None:
             if not self._update(conn, row.id, values):
                 raise LostRace("the row was deleted by another worker meanwhile")
             return str(row.id)
         new_id = fields.id or str(uuid.uuid4())
         values = {"client_id": "", **values, "id": new_id}
+        key = None if found is None else self.sealing.save_key(found)
         if key is not None:
             values["save_key"] = key
+        values = self.sealing.sealed(new_id, values)
         try:
             self._sql.execute(conn, self._sql.insert(tuple(sorted(values))), values)
         except IntegrityError as error:
@@ -472,19 +527,27 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         written: the values go only into the new row, under the id they were made for.
         """
         found = lookup(fields, SAVE_RULES)
-        key = None if found is None else save_key(found)
-        values = {"client_id": "", **_saved_values(fields), "id": fields.id or str(uuid.uuid4())}
-        criteria: list[tuple[tuple[str, Any], ...]] = [(("id", values["id"]),)]
+        new_id = fields.id or str(uuid.uuid4())
+        values = {"client_id": "", **_saved_values(fields), "id": new_id}
+        groups: list[Criteria] = [(("id", new_id),)]
         if found is not None:
-            criteria.append(found.criteria)
-        if key is not None:
-            values["save_key"] = key
-            criteria.append((("save_key", key),))
-        guards = tuple(tuple(name for name, _ in group) for group in criteria)
-        stmt = self._sql.insert_new(tuple(sorted(values)), guards)
-        params = values | {
-            f"g{k}_{name}": value for k, group in enumerate(criteria) for name, value in group
-        }
+            search = self.sealing.search(found)  # digests with keys, as the lookup compares
+            if search.check:  # a secret compared in Python: the transaction's lookup does it
+                return None
+            groups.append(search.criteria)
+            if search.fallback is not None:  # keyed: plain rows are compared by their tokens
+                groups.append(search.fallback)
+            key, keys = self.sealing.save_key(found), self.sealing.save_keys(found)
+            if key is not None and keys is not None:
+                values["save_key"] = key
+                groups.append((("save_key", keys),))
+        sealed = self.sealing.sealed(new_id, values)  # bound to the new row's id only
+        params, guards = dict(sealed), []
+        for k, group in enumerate(groups):
+            shape, group_params = bind(group)
+            guards.append(shape)
+            params |= {f"g{k}_{name}": value for name, value in group_params.items()}
+        stmt = self._sql.insert_new(tuple(sorted(sealed)), tuple(guards))
 
         def insert(conn: Connection) -> int:
             try:
@@ -498,17 +561,54 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             if retryable(error.cause):  # a deadlock: the transaction's retries take over
                 return None
             raise
-        return str(values["id"]) if inserted == 1 else None
+        return new_id if inserted == 1 else None
 
-    def _update(self, conn: Connection, row_id: str, values: dict[str, Any]) -> bool:
-        """Write ``values`` into row ``row_id``; False when there is no such row."""
-        stmt = self._sql.update(tuple(sorted(values)))
+    def _update(
+        self, conn: Connection, row_id: str, values: dict[str, Any], reseal: bool = True
+    ) -> bool:
+        """Write ``values`` into row ``row_id``; False when there is no such row.
+
+        One UPDATE of a row already under this store's key (or plain, without keys). A row
+        under another key (a rotation under way) or plain while keys are configured is
+        rewritten whole under the current key, within the caller's transaction
+        (``reseal``; without it: False, and the caller runs a transaction).
+
+        Raises:
+            TokenStoreError: another row holds the (user_name, client_id); the row is
+                sealed under a key this store cannot open.
+        """
+        written = self.sealing.sealed(row_id, values)
+        params = {**written, "row_id": row_id}
+        if self.sealing.keyed:
+            params["row_key_id"] = self.sealing.current_id
+        stmt = self._sql.update(tuple(sorted(written)), sealed=self.sealing.keyed)
         try:
-            updated = self._sql.execute(conn, stmt, {**values, "row_id": row_id}).rowcount
+            updated = self._sql.execute(conn, stmt, params).rowcount
         except IntegrityError as error:
             message = "save_token failed: another row has this token's (user_name, client_id)"
             raise TokenStoreError(message, cause=error) from error
-        return bool(updated == 1)
+        if updated == 1 or not reseal:
+            return bool(updated == 1)
+        return self._reseal(conn, row_id, values)
+
+    def _reseal(self, conn: Connection, row_id: str, values: dict[str, Any]) -> bool:
+        """Lock row ``row_id``, open it, and rewrite all of it with ``values`` merged in."""
+        if self._sql.execute(conn, self._sql.lock_row(), {"row_id": row_id}).rowcount != 1:
+            return False
+        row = self._sql.execute(conn, self._sql.select(("id",)), {"id": row_id}).first()
+        if row is None:
+            return False
+        merged = {
+            **dict.fromkeys(SECRET_COLUMNS),
+            **self.sealing.open_row(row._mapping).present(),
+            **values,
+        }
+        merged.pop("id", None)
+        written = self.sealing.sealed(row_id, merged)
+        self._sql.execute(
+            conn, self._sql.update(tuple(sorted(written))), {**written, "row_id": row_id}
+        )
+        return True
 
 
 def _saved_values(fields: TokenFields) -> dict[str, Any]:
