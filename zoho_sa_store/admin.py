@@ -1,23 +1,29 @@
 """Looking after the token table: list, show, delete, purge and export rows.
 
 Functions over a store's public ``engine`` and ``table``, for the ``zoho-sa-store`` command
-and for scripts. Each call is one transaction; writes take SQLite's write lock up front, as
-the store's own writes do. Rows are dicts keyed by the SDK's column names
+and for scripts. Whole-table work is paged: reads go :data:`PAGE` rows at a time by id
+(keyset pagination, each page its own short transaction) and deletes :data:`DELETE_BATCH`
+ids per transaction (:func:`delete_batches`), so memory stays bounded and an app's saves
+wait for one batch at most, never for the whole table. Writes take SQLite's write lock up
+front, as the store's own writes do. Rows are dicts keyed by the SDK's column names
 (:data:`~zoho_sa_store.model.SDK_COLUMNS`), blank values as None. :func:`masked` hides the
 secrets; nothing here prints or logs a value.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypeVar
+from itertools import chain
+from typing import IO, Any, TypeVar
 
-from sqlalchemy import Connection, Select, delete, inspect, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, Table, delete, inspect, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from zoho_sa_store.errors import store_error
@@ -30,8 +36,10 @@ T = TypeVar("T")
 TokenRow = dict[str, str | None]
 """One stored token by the SDK's column names."""
 
+PAGE = 1000
+"""Rows per page of a whole-table read (one short transaction each)."""
 DELETE_BATCH = 500
-"""Ids per ``DELETE ... WHERE id IN (...)`` statement."""
+"""Ids per delete transaction: the longest an app's save waits for ``purge``/``delete-all``."""
 _DURATION = re.compile(r"\s*(\d+)\s*([smhdw])\s*\Z")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -80,13 +88,48 @@ def as_row(values: Any) -> TokenRow:
 
 
 def read_rows(conn: Connection, store: SQLAlchemyTokenStore) -> list[TokenRow]:
-    """Every row, ordered by id, on an open connection."""
+    """Every row, ordered by id, on an open connection (all in memory: see :func:`iter_rows`)."""
     return [as_row(row._mapping) for row in conn.execute(_select(store))]
 
 
+def iter_rows(
+    store: SQLAlchemyTokenStore,
+    *where: ColumnElement[bool],
+    page: int = PAGE,
+    operation: str = "list",
+) -> Iterator[TokenRow]:
+    """Every stored token (matching ``where``), ordered by id, ``page`` rows in memory at most.
+
+    Each page is read in its own short transaction, after the last id of the one before
+    (keyset pagination), so no transaction stays open while the caller works on the rows;
+    a row saved or deleted meanwhile may or may not be seen, each row at most once.
+
+    Raises:
+        ValueError: ``page`` is not a positive int.
+        TokenStoreError: the database failed (``operation`` names the command in its message).
+    """
+    if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+        raise ValueError(f"page must be a positive int, not {page!r}")
+    c = store.table.c
+    after: str | None = None
+    while True:
+        stmt = _select(store).where(*where).limit(page)
+        if after is not None:
+            stmt = stmt.where(c.id > after)
+        rows = run(store, operation, functools.partial(_read, stmt))
+        yield from rows
+        if len(rows) < page:
+            return
+        after = rows[-1]["id"]
+
+
+def _read(stmt: Select[Any], conn: Connection) -> list[TokenRow]:
+    return [as_row(row._mapping) for row in conn.execute(stmt)]
+
+
 def list_rows(store: SQLAlchemyTokenStore) -> list[TokenRow]:
-    """Every stored token, ordered by id."""
-    return run(store, "list", lambda conn: read_rows(conn, store))
+    """Every stored token, ordered by id, as one list (:func:`iter_rows` streams them)."""
+    return list(iter_rows(store))
 
 
 def find_row(store: SQLAlchemyTokenStore, token_id: str) -> TokenRow | None:
@@ -116,10 +159,54 @@ def delete_row(store: SQLAlchemyTokenStore, token_id: str) -> bool:
     return bool(run(store, "delete", lambda conn: conn.execute(stmt).rowcount, write=True))
 
 
-def delete_all(store: SQLAlchemyTokenStore) -> int:
-    """Delete every row, in one statement; the number deleted."""
-    stmt = delete(store.table)
-    return int(run(store, "delete-all", lambda conn: conn.execute(stmt).rowcount, write=True))
+def delete_batches(
+    store: SQLAlchemyTokenStore,
+    operation: str,
+    table: Table,
+    *where: ColumnElement[bool],
+    batch: int = DELETE_BATCH,
+) -> int:
+    """Delete the rows of ``table`` (the store's, or a side table with an ``id`` column)
+    matching ``where``, ``batch`` ids per short write transaction; the number deleted.
+
+    Each transaction takes the next ``batch`` ids after the last one done (keyset by id) and
+    deletes them, so the write lock (all of SQLite's, or those rows' elsewhere) is held for
+    one batch at a time and the app's saves go on between batches. A row inserted meanwhile
+    with an id below those already done is left alone. A failure stops the work: the
+    batches before it stay deleted.
+
+    Raises:
+        TokenStoreError: the database failed.
+    """
+    c = table.c
+    after: str | None = None
+    total = 0
+    while True:
+        query = select(c.id).where(*where).order_by(c.id).limit(batch)
+        if after is not None:
+            query = query.where(c.id > after)
+        ids, deleted = run(
+            store, operation, functools.partial(_delete_next, table, query, where), write=True
+        )
+        total += deleted
+        if len(ids) < batch:
+            return total
+        after = ids[-1]
+
+
+def _delete_next(
+    table: Table, query: Select[Any], where: tuple[ColumnElement[bool], ...], conn: Connection
+) -> tuple[list[str], int]:
+    """Delete the rows whose ids ``query`` selects (and still match ``where``)."""
+    ids = list(conn.scalars(query))
+    if not ids:
+        return ids, 0
+    return ids, int(conn.execute(delete(table).where(table.c.id.in_(ids), *where)).rowcount)
+
+
+def delete_all(store: SQLAlchemyTokenStore, *, batch: int = DELETE_BATCH) -> int:
+    """Delete every row, ``batch`` per transaction (:func:`delete_batches`); the number deleted."""
+    return delete_batches(store, "delete-all", store.table, batch=batch)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -140,6 +227,59 @@ def expiry_ms(row: TokenRow) -> int | None:
     return int(value) if value is not None and value.isascii() and value.isdigit() else None
 
 
+def iter_purge(
+    store: SQLAlchemyTokenStore,
+    older_than: timedelta,
+    *,
+    dry_run: bool = False,
+    now: float | None = None,
+    batch: int = DELETE_BATCH,
+) -> Iterator[TokenRow]:
+    """Delete the rows that can never give a working token again; yield each one deleted.
+
+    Those without a refresh token whose access token expired more than ``older_than``
+    before ``now`` (epoch seconds; default: the current time). A row without a known expiry
+    is kept. Candidates are read a page at a time (:func:`iter_rows`) and deleted ``batch``
+    per short write transaction; each row is yielded once its batch is committed (with
+    ``dry_run``: as found, and nothing is deleted). The delete itself requires the refresh
+    token to still be missing and the expiry to still be one found doomed, so a row saved
+    meanwhile (a refresh token, a new access token) survives and is not yielded.
+
+    Raises:
+        TokenStoreError: the database failed; the batches before it stay deleted.
+    """
+    cutoff = int(((time.time() if now is None else now) - older_than.total_seconds()) * 1000)
+    c = store.table.c
+    no_refresh = or_(c.refresh_token.is_(None), c.refresh_token == "")
+    doomed: list[TokenRow] = []
+    candidates = iter_rows(store, no_refresh, page=max(batch, PAGE), operation="purge")
+    for row in chain(candidates, [None]):  # None: the end, to delete the last batch
+        if row is not None and (ms := expiry_ms(row)) is not None and ms < cutoff:
+            doomed.append(row)
+        if doomed and (row is None or len(doomed) >= batch):
+            yield from doomed if dry_run else _delete_doomed(store, doomed, no_refresh)
+            doomed = []
+
+
+def _delete_doomed(
+    store: SQLAlchemyTokenStore, rows: list[TokenRow], no_refresh: ColumnElement[bool]
+) -> list[TokenRow]:
+    """Delete ``rows`` in one write transaction, if still doomed; those deleted."""
+    c = store.table.c
+    ids = [row["id"] for row in rows]
+    expiries = {row["expiry_time"] for row in rows}  # every one of them is past the cutoff
+
+    def work(conn: Connection) -> set[str | None]:
+        stmt = delete(store.table).where(c.id.in_(ids), no_refresh, c.expiry_time.in_(expiries))
+        if conn.execute(stmt).rowcount == len(ids):
+            return set(ids)
+        kept = set(conn.scalars(select(c.id).where(c.id.in_(ids))))  # saved meanwhile
+        return {i for i in ids if i not in kept}
+
+    deleted = run(store, "purge", work, write=True)
+    return [row for row in rows if row["id"] in deleted]
+
+
 def purge(
     store: SQLAlchemyTokenStore,
     older_than: timedelta,
@@ -147,30 +287,8 @@ def purge(
     dry_run: bool = False,
     now: float | None = None,
 ) -> list[TokenRow]:
-    """Delete the rows that can never give a working token again.
-
-    Those without a refresh token whose access token expired more than ``older_than``
-    before ``now`` (epoch seconds; default: the current time). A row without a known expiry
-    is kept. Rows are found and deleted in one transaction, and the delete itself requires
-    the refresh token to still be missing, so a row saved meanwhile with one survives.
-
-    Returns:
-        The rows deleted (with ``dry_run``: the rows that would be; nothing is deleted).
-    """
-    cutoff = int(((time.time() if now is None else now) - older_than.total_seconds()) * 1000)
-    c = store.table.c
-    no_refresh = or_(c.refresh_token.is_(None), c.refresh_token == "")
-
-    def work(conn: Connection) -> list[TokenRow]:
-        rows = [as_row(row._mapping) for row in conn.execute(_select(store).where(no_refresh))]
-        doomed = [row for row in rows if (ms := expiry_ms(row)) is not None and ms < cutoff]
-        ids = [row["id"] for row in doomed]
-        for start in range(0, 0 if dry_run else len(ids), DELETE_BATCH):
-            batch = ids[start : start + DELETE_BATCH]
-            conn.execute(delete(store.table).where(c.id.in_(batch), no_refresh))
-        return doomed
-
-    return run(store, "purge", work, write=not dry_run)
+    """:func:`iter_purge` as one list: the rows deleted (``dry_run``: that would be)."""
+    return list(iter_purge(store, older_than, dry_run=dry_run, now=now))
 
 
 def masked(row: TokenRow) -> TokenRow:
@@ -178,18 +296,38 @@ def masked(row: TokenRow) -> TokenRow:
     return {name: mask(value) if name in SECRET_FIELDS else value for name, value in row.items()}
 
 
-def to_json(rows: Sequence[TokenRow], *, include_secrets: bool = False) -> str:
+def json_chunks(rows: Iterable[TokenRow], *, include_secrets: bool = False) -> Iterator[str]:
+    """A JSON array of the rows, one row at a time: the pieces of :func:`to_json`'s text.
+
+    Only the row being written is in memory, so ``rows`` may be a stream (:func:`iter_rows`).
+    """
+    empty = True
+    for row in rows:
+        shown = row if include_secrets else masked(row)
+        text = json.dumps(shown, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+        yield ("[\n  " if empty else ",\n  ") + text  # JSON strings hold no raw newline
+        empty = False
+    yield "[]" if empty else "\n]"
+
+
+def to_json(rows: Iterable[TokenRow], *, include_secrets: bool = False) -> str:
     """A JSON array of the rows, secrets masked unless ``include_secrets``."""
-    shown = list(rows) if include_secrets else [masked(row) for row in rows]
-    return json.dumps(shown, indent=2, ensure_ascii=False)
+    return "".join(json_chunks(rows, include_secrets=include_secrets))
 
 
-def write_private(path: str, text: str) -> None:
-    """Write ``text`` to ``path``, readable by its owner only (mode 0600 where supported)."""
+@contextmanager
+def open_private(path: str) -> Iterator[IO[str]]:
+    """``path`` opened for writing text, readable by its owner only (0600 where supported)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     if hasattr(os, "fchmod"):
         os.fchmod(fd, 0o600)  # an existing file keeps its mode through os.open
     with os.fdopen(fd, "w", encoding="utf-8") as file:
+        yield file
+
+
+def write_private(path: str, text: str) -> None:
+    """Write ``text`` to ``path``, readable by its owner only (:func:`open_private`)."""
+    with open_private(path) as file:
         file.write(text)
 
 
@@ -209,18 +347,36 @@ def describe_expiry(row: TokenRow, now: float | None = None) -> str:
 TABLE_COLUMNS = ("id", "user_name", "client_id", "access_token", "refresh_token", "expiry_time")
 
 
-def table_lines(rows: Sequence[TokenRow], now: float | None = None) -> list[str]:
-    """The rows as an aligned text table, secrets masked."""
-    cells = [[name.upper() for name in TABLE_COLUMNS]]
-    for row in rows:
-        shown = masked(row)
-        cells.append(
-            [
-                describe_expiry(row, now) if name == "expiry_time" else (shown[name] or "-")
-                for name in TABLE_COLUMNS
-            ]
-        )
-    widths = [max(len(line[i]) for line in cells) for i in range(len(TABLE_COLUMNS))]
+HEADER = [name.upper() for name in TABLE_COLUMNS]
+
+
+def table_cells(row: TokenRow, now: float | None = None) -> list[str]:
+    """One row's cells of :func:`table_lines`, secrets masked."""
+    shown = masked(row)
     return [
-        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in cells
+        describe_expiry(row, now) if name == "expiry_time" else (shown[name] or "-")
+        for name in TABLE_COLUMNS
     ]
+
+
+def table_widths(rows: Iterable[TokenRow], now: float | None = None) -> list[int]:
+    """The column widths of :func:`table_lines` for ``rows`` (one pass, nothing kept)."""
+    widths = [len(name) for name in HEADER]
+    for row in rows:
+        widths = [max(w, len(v)) for w, v in zip(widths, table_cells(row, now), strict=True)]
+    return widths
+
+
+def table_lines(
+    rows: Iterable[TokenRow], now: float | None = None, widths: Sequence[int] | None = None
+) -> Iterator[str]:
+    """The rows as an aligned text table, secrets masked, a line at a time.
+
+    ``widths`` (from :func:`table_widths` over the same rows) lets ``rows`` be a stream,
+    read once; without it the rows are read into memory to measure them first.
+    """
+    if widths is None:
+        rows = list(rows)
+        widths = table_widths(rows, now)
+    for line in chain([HEADER], (table_cells(row, now) for row in rows)):
+        yield "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
