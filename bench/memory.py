@@ -53,7 +53,9 @@ def peak_rss(
 ) -> tuple[int, float, int]:
     """(peak RSS in bytes, seconds, exit code) of one child process running ``argv``."""
     start = time.perf_counter()
-    child = subprocess.Popen(argv, env=env, stdout=stdout or subprocess.DEVNULL)
+    child = subprocess.Popen(
+        argv, env=env, stdout=stdout or subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     return usage.ru_maxrss * 1024, time.perf_counter() - start, child.returncode  # kB on Linux

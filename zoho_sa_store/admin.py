@@ -95,10 +95,11 @@ def read_rows(conn: Connection, store: SQLAlchemyTokenStore) -> list[TokenRow]:
 def iter_rows(
     store: SQLAlchemyTokenStore,
     *where: ColumnElement[bool],
-    page: int = PAGE,
+    page: int | None = None,
     operation: str = "list",
 ) -> Iterator[TokenRow]:
-    """Every stored token (matching ``where``), ordered by id, ``page`` rows in memory at most.
+    """Every stored token (matching ``where``), ordered by id, ``page`` rows in memory at most
+    (default :data:`PAGE`).
 
     Each page is read in its own short transaction, after the last id of the one before
     (keyset pagination), so no transaction stays open while the caller works on the rows;
@@ -108,6 +109,7 @@ def iter_rows(
         ValueError: ``page`` is not a positive int.
         TokenStoreError: the database failed (``operation`` names the command in its message).
     """
+    page = PAGE if page is None else page
     if isinstance(page, bool) or not isinstance(page, int) or page < 1:
         raise ValueError(f"page must be a positive int, not {page!r}")
     c = store.table.c
@@ -164,10 +166,11 @@ def delete_batches(
     operation: str,
     table: Table,
     *where: ColumnElement[bool],
-    batch: int = DELETE_BATCH,
+    batch: int | None = None,
 ) -> int:
     """Delete the rows of ``table`` (the store's, or a side table with an ``id`` column)
-    matching ``where``, ``batch`` ids per short write transaction; the number deleted.
+    matching ``where``, ``batch`` ids (default :data:`DELETE_BATCH`) per short write
+    transaction; the number deleted.
 
     Each transaction takes the next ``batch`` ids after the last one done (keyset by id) and
     deletes them, so the write lock (all of SQLite's, or those rows' elsewhere) is held for
@@ -179,6 +182,7 @@ def delete_batches(
         TokenStoreError: the database failed.
     """
     c = table.c
+    batch = DELETE_BATCH if batch is None else batch
     after: str | None = None
     total = 0
     while True:
@@ -204,7 +208,7 @@ def _delete_next(
     return ids, int(conn.execute(delete(table).where(table.c.id.in_(ids), *where)).rowcount)
 
 
-def delete_all(store: SQLAlchemyTokenStore, *, batch: int = DELETE_BATCH) -> int:
+def delete_all(store: SQLAlchemyTokenStore, *, batch: int | None = None) -> int:
     """Delete every row, ``batch`` per transaction (:func:`delete_batches`); the number deleted."""
     return delete_batches(store, "delete-all", store.table, batch=batch)
 
@@ -233,7 +237,7 @@ def iter_purge(
     *,
     dry_run: bool = False,
     now: float | None = None,
-    batch: int = DELETE_BATCH,
+    batch: int | None = None,
 ) -> Iterator[TokenRow]:
     """Delete the rows that can never give a working token again; yield each one deleted.
 
@@ -249,6 +253,7 @@ def iter_purge(
         TokenStoreError: the database failed; the batches before it stay deleted.
     """
     cutoff = int(((time.time() if now is None else now) - older_than.total_seconds()) * 1000)
+    batch = DELETE_BATCH if batch is None else batch
     c = store.table.c
     no_refresh = or_(c.refresh_token.is_(None), c.refresh_token == "")
     doomed: list[TokenRow] = []
@@ -300,14 +305,34 @@ def json_chunks(rows: Iterable[TokenRow], *, include_secrets: bool = False) -> I
     """A JSON array of the rows, one row at a time: the pieces of :func:`to_json`'s text.
 
     Only the row being written is in memory, so ``rows`` may be a stream (:func:`iter_rows`).
+    The text is ``json.dumps(list(rows), indent=2, ensure_ascii=False)``'s, character for
+    character.
     """
     empty = True
     for row in rows:
-        shown = row if include_secrets else masked(row)
-        text = json.dumps(shown, indent=2, ensure_ascii=False).replace("\n", "\n  ")
-        yield ("[\n  " if empty else ",\n  ") + text  # JSON strings hold no raw newline
+        yield ("[\n  " if empty else ",\n  ") + _json_object(
+            row if include_secrets else masked(row)
+        )
         empty = False
     yield "[]" if empty else "\n]"
+
+
+def _json_object(row: TokenRow) -> str:
+    """One row as ``json.dumps`` writes it inside a list at ``indent=2`` (flat str/None)."""
+    if not row:
+        return "{}"
+    fields = (f"    {_json_str(name)}: {_json_value(value)}" for name, value in row.items())
+    return "{\n" + ",\n".join(fields) + "\n  }"
+
+
+def _json_value(value: object) -> str:
+    if value is None:
+        return "null"
+    return _json_str(value) if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+_json_str: Callable[[str], str] = json.encoder.encode_basestring
+"""The json module's own string encoder (its C one where built) for ``ensure_ascii=False``."""
 
 
 def to_json(rows: Iterable[TokenRow], *, include_secrets: bool = False) -> str:

@@ -201,9 +201,10 @@ def import_rows(
     rows: Iterable[SourceRow],
     *,
     dry_run: bool = False,
-    batch: int = INSERT_BATCH,
+    batch: int | None = None,
 ) -> ImportReport:
-    """Import source rows into the store's table, ``batch`` rows per short transaction.
+    """Import source rows into the store's table, ``batch`` rows (default
+    :data:`INSERT_BATCH`) per short transaction.
 
     ``dry_run``: decide everything, write nothing. See the module's docstring for what
     counts as unchanged, a conflict or invalid. A batch whose insert meets a row that
@@ -215,6 +216,7 @@ def import_rows(
             the batches before it were imported (running the import again finds them
             unchanged).
     """
+    batch = INSERT_BATCH if batch is None else batch
     report = ImportReport()
     would_import = _Index()  # dry run: the rows written so far, had it not been one
     source = iter(rows)

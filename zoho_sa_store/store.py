@@ -44,6 +44,7 @@ from zoho_sa_store.settings import (
 )
 from zoho_sa_store.statements import Statements
 from zoho_sa_store.tokens import (
+    SharedValues,
     TokenFields,
     check_expiry,
     clean_id,
@@ -262,12 +263,14 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
     def get_tokens(self) -> list[OAuthToken]:
         """Every stored token, as complete ``OAuthToken`` objects ordered by id.
 
+        Read a page at a time (:meth:`iter_tokens`), so the list itself is all that grows
+        with the table; the tokens share equal client ids and secrets, redirect URLs and API
+        domains (:class:`~zoho_sa_store.tokens.SharedValues`).
+
         Raises:
             TokenStoreError: the database failed.
         """
-        stmt = self._sql.select(()).order_by(self.table.c.id)
-        rows: Sequence[Row[Any]] = self._db.run("get_tokens", lambda conn: conn.execute(stmt).all())
-        return [new_token(stored(row._mapping)) for row in rows]
+        return list(self.iter_tokens())
 
     def iter_tokens(self, batch: int = 1000) -> Iterator[OAuthToken]:
         """Every stored token, as complete ``OAuthToken`` objects ordered by id, streamed.
@@ -282,10 +285,11 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise ValueError(f"batch must be a positive int, not {batch!r}")
         after = ""
+        shared = SharedValues()
         while True:
             rows = self._db.run("iter_tokens", functools.partial(self._page, after, batch))
             for row in rows:
-                yield new_token(stored(row._mapping))
+                yield new_token(shared(stored(row._mapping)))
             if len(rows) < batch:
                 return
             after = rows[-1].id
