@@ -21,6 +21,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -107,7 +108,10 @@ def measure(url: str, rows: int, command: list[str], code: str | None) -> str:
     time.sleep(1.0)
     argv = [sys.executable, "-c", CLI, "--url", url, "--table", TABLE, *command]
     begin = time.perf_counter()
-    done = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=False)
+    # a neutral working directory: python -c puts it first on sys.path (see --code)
+    done = subprocess.run(
+        argv, env=env, cwd=tempfile.gettempdir(), stdout=subprocess.DEVNULL, check=False
+    )
     end = time.perf_counter()
     time.sleep(0.5)
     saver.stop.set()

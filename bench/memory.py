@@ -22,6 +22,7 @@ import csv
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +43,9 @@ GET_TOKENS = (
     "t = s.get_tokens(); print(len(t))"
 )
 MB = 1024 * 1024
+NEUTRAL = tempfile.gettempdir()
+"""The children's working directory: ``python -c`` puts it first on ``sys.path``, so a
+checkout there would shadow ``--code`` (and the installed package)."""
 
 
 def log(message: str) -> None:
@@ -54,7 +58,7 @@ def peak_rss(
     """(peak RSS in bytes, seconds, exit code) of one child process running ``argv``."""
     start = time.perf_counter()
     child = subprocess.Popen(
-        argv, env=env, stdout=stdout or subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        argv, env=env, cwd=NEUTRAL, stdout=stdout or subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from zohocrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
 
 from tests.factories import values
 from zoho_sa_store import SQLAlchemyTokenStore, TokenStoreError, cli, importers
+from zoho_sa_store.dry_run import DryRunRows
 from zoho_sa_store.importers import (
     FILESTORE_HEADER,
     ImportReport,
@@ -211,6 +213,27 @@ def test_dry_run_writes_nothing(store: SQLAlchemyTokenStore, tmp_path: Path) -> 
     path = sdk_filestore(tmp_path / "sdk_tokens.txt", sdk_tokens())
     assert counts(import_rows(store, read_filestore(path), dry_run=True)) == (3, 3, 0, 0, 0)
     assert raw_rows(store) == []
+
+
+def test_dry_run_keeps_digests_in_a_private_file(
+    store: SQLAlchemyTokenStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows a dry run would import wait on disk, secrets as keyed digests, and go."""
+    path = sdk_filestore(tmp_path / "sdk_tokens.txt", sdk_tokens())
+    seen: dict[str, Any] = {}
+    original = DryRunRows.close
+
+    def close(self: DryRunRows) -> None:
+        folder = Path(self._dir.name)
+        seen["folder"], seen["mode"] = folder, stat.S_IMODE(folder.stat().st_mode)
+        seen["bytes"] = b"".join(f.read_bytes() for f in folder.iterdir())
+        original(self)
+
+    monkeypatch.setattr(DryRunRows, "close", close)
+    assert counts(import_rows(store, read_filestore(path), dry_run=True)) == (3, 3, 0, 0, 0)
+    assert b"1000.CLIENTA" in seen["bytes"]  # the rows were kept there
+    assert not [secret for secret in SECRETS if secret.encode() in seen["bytes"]]
+    assert seen["mode"] == 0o700 and not seen["folder"].exists()
 
 
 def test_a_file_with_the_header_only(store: SQLAlchemyTokenStore, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from tests.factories import token, values
-from zoho_sa_store import SQLAlchemyTokenStore, admin
+from zoho_sa_store import SQLAlchemyTokenStore, admin, paging
 from zoho_sa_store.cli import main
 
 NOW = 1_900_000_000.0
@@ -102,6 +102,7 @@ def committed_after_each_write(
         return result
 
     monkeypatch.setattr(admin, "run", run)
+    monkeypatch.setattr(paging, "run", run)
     return seen
 
 
@@ -156,8 +157,8 @@ def test_purge_spares_a_row_saved_after_it_was_read(
 
 @pytest.fixture
 def small_pages(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(admin, "PAGE", 2)
-    monkeypatch.setattr(admin, "DELETE_BATCH", 2)
+    monkeypatch.setattr(paging, "PAGE", 2)
+    monkeypatch.setattr(paging, "DELETE_BATCH", 2)
     yield
 
 
@@ -173,7 +174,7 @@ def test_cli_output_is_the_same_in_small_pages(
     fill(store, 5, refresh_every=2)
     commands = [("list",), ("list", "--json"), ("export", "--include-secrets")]
     whole = {args: cli(backend_url, *args) for args in commands}
-    monkeypatch.setattr(admin, "PAGE", 2)
+    monkeypatch.setattr(paging, "PAGE", 2)
     for args in commands:
         assert cli(backend_url, *args) == whole[args]
     assert [row["id"] for row in json.loads(whole[("list", "--json")])] == [

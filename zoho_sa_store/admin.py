@@ -1,10 +1,10 @@
 """Looking after the token table: list, show, delete, purge and export rows.
 
 Functions over a store's public ``engine`` and ``table``, for the ``zoho-sa-store`` command
-and for scripts. Whole-table work is paged: reads go :data:`PAGE` rows at a time by id
-(keyset pagination, each page its own short transaction) and deletes :data:`DELETE_BATCH`
-ids per transaction (:func:`delete_batches`), so memory stays bounded and an app's saves
-wait for one batch at most, never for the whole table. Writes take SQLite's write lock up
+and for scripts. Whole-table work is paged (:mod:`zoho_sa_store.paging`, whose names are
+re-exported here): reads go a page of rows at a time and deletes a batch of ids per
+transaction, so memory stays bounded and an app's saves wait for one batch at most,
+never for the whole table. Writes take SQLite's write lock up
 front, as the store's own writes do. Rows are dicts keyed by the SDK's column names
 (:data:`~zoho_sa_store.model.SDK_COLUMNS`), blank values as None. :func:`masked` hides the
 secrets; nothing here prints or logs a value.
@@ -12,7 +12,6 @@ secrets; nothing here prints or logs a value.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -21,112 +20,59 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from itertools import chain
-from typing import IO, Any, TypeVar
+from typing import IO
 
-from sqlalchemy import ColumnElement, Connection, Select, Table, delete, inspect, or_, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import ColumnElement, Connection, delete, func, select
 
-from zoho_sa_store.errors import store_error
-from zoho_sa_store.model import SDK_COLUMNS
-from zoho_sa_store.settings import write_transaction
+from zoho_sa_store import paging
+from zoho_sa_store.paging import (
+    DELETE_BATCH,
+    PAGE,
+    TokenRow,
+    as_row,
+    delete_batches,
+    iter_rows,
+    rows_query,
+    run,
+)
 from zoho_sa_store.store import SQLAlchemyTokenStore
-from zoho_sa_store.tokens import SECRET_FIELDS, clean_id, mask, stored
+from zoho_sa_store.tokens import SECRET_FIELDS, clean_id, mask
 
-T = TypeVar("T")
-TokenRow = dict[str, str | None]
-"""One stored token by the SDK's column names."""
+__all__ = [  # with the names of zoho_sa_store.paging that scripts use
+    "DELETE_BATCH",
+    "PAGE",
+    "TokenRow",
+    "as_row",
+    "delete_all",
+    "delete_batches",
+    "delete_row",
+    "describe_expiry",
+    "expiry_ms",
+    "find_row",
+    "iter_purge",
+    "iter_rows",
+    "json_chunks",
+    "list_rows",
+    "masked",
+    "open_private",
+    "parse_duration",
+    "purge",
+    "read_rows",
+    "run",
+    "table_cells",
+    "table_lines",
+    "table_widths",
+    "to_json",
+    "write_private",
+]
 
-PAGE = 1000
-"""Rows per page of a whole-table read (one short transaction each)."""
-DELETE_BATCH = 500
-"""Ids per delete transaction: the longest an app's save waits for ``purge``/``delete-all``."""
 _DURATION = re.compile(r"\s*(\d+)\s*([smhdw])\s*\Z")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def run(
-    store: SQLAlchemyTokenStore,
-    operation: str,
-    work: Callable[[Connection], T],
-    *,
-    write: bool = False,
-) -> T:
-    """Run ``work`` in one transaction on the store's engine.
-
-    Raises:
-        TokenStoreError: the database failed (its message names no value; a missing table
-            says to run the migrations).
-    """
-    try:
-        with store.engine.connect() as conn:
-            if write:
-                with write_transaction(conn):
-                    return work(conn)
-            with conn.begin():
-                return work(conn)
-    except SQLAlchemyError as error:
-        raise store_error(operation, error, missing_table=_missing(store, error)) from error
-
-
-def _missing(store: SQLAlchemyTokenStore, error: SQLAlchemyError) -> str | None:
-    try:
-        with store.engine.connect() as conn:
-            return None if inspect(conn).has_table(store.table_name) else store.table_name
-    except SQLAlchemyError:
-        return None
-
-
-def _select(store: SQLAlchemyTokenStore) -> Select[Any]:
-    c = store.table.c
-    return select(*(c[name] for name in SDK_COLUMNS)).order_by(c.id)
-
-
-def as_row(values: Any) -> TokenRow:
-    """A database row (or mapping) as a :data:`TokenRow`; ``client_id`` ``""`` is None."""
-    fields = stored(values)
-    return {name: getattr(fields, name) for name in SDK_COLUMNS}
-
-
 def read_rows(conn: Connection, store: SQLAlchemyTokenStore) -> list[TokenRow]:
     """Every row, ordered by id, on an open connection (all in memory: see :func:`iter_rows`)."""
-    return [as_row(row._mapping) for row in conn.execute(_select(store))]
-
-
-def iter_rows(
-    store: SQLAlchemyTokenStore,
-    *where: ColumnElement[bool],
-    page: int | None = None,
-    operation: str = "list",
-) -> Iterator[TokenRow]:
-    """Every stored token (matching ``where``), ordered by id, ``page`` rows in memory at most
-    (default :data:`PAGE`).
-
-    Each page is read in its own short transaction, after the last id of the one before
-    (keyset pagination), so no transaction stays open while the caller works on the rows;
-    a row saved or deleted meanwhile may or may not be seen, each row at most once.
-
-    Raises:
-        ValueError: ``page`` is not a positive int.
-        TokenStoreError: the database failed (``operation`` names the command in its message).
-    """
-    page = PAGE if page is None else page
-    if isinstance(page, bool) or not isinstance(page, int) or page < 1:
-        raise ValueError(f"page must be a positive int, not {page!r}")
-    c = store.table.c
-    after: str | None = None
-    while True:
-        stmt = _select(store).where(*where).limit(page)
-        if after is not None:
-            stmt = stmt.where(c.id > after)
-        rows = run(store, operation, functools.partial(_read, stmt))
-        yield from rows
-        if len(rows) < page:
-            return
-        after = rows[-1]["id"]
-
-
-def _read(stmt: Select[Any], conn: Connection) -> list[TokenRow]:
-    return [as_row(row._mapping) for row in conn.execute(stmt)]
+    return [as_row(row._mapping) for row in conn.execute(rows_query(store))]
 
 
 def list_rows(store: SQLAlchemyTokenStore) -> list[TokenRow]:
@@ -143,7 +89,7 @@ def find_row(store: SQLAlchemyTokenStore, token_id: str) -> TokenRow | None:
     wanted = clean_id(token_id)
     if wanted is None:
         return None
-    stmt = _select(store).where(store.table.c.id == wanted)
+    stmt = rows_query(store).where(store.table.c.id == wanted)
     row = run(store, "show", lambda conn: conn.execute(stmt).first())
     return None if row is None else as_row(row._mapping)
 
@@ -159,53 +105,6 @@ def delete_row(store: SQLAlchemyTokenStore, token_id: str) -> bool:
         return False
     stmt = delete(store.table).where(store.table.c.id == wanted)
     return bool(run(store, "delete", lambda conn: conn.execute(stmt).rowcount, write=True))
-
-
-def delete_batches(
-    store: SQLAlchemyTokenStore,
-    operation: str,
-    table: Table,
-    *where: ColumnElement[bool],
-    batch: int | None = None,
-) -> int:
-    """Delete the rows of ``table`` (the store's, or a side table with an ``id`` column)
-    matching ``where``, ``batch`` ids (default :data:`DELETE_BATCH`) per short write
-    transaction; the number deleted.
-
-    Each transaction takes the next ``batch`` ids after the last one done (keyset by id) and
-    deletes them, so the write lock (all of SQLite's, or those rows' elsewhere) is held for
-    one batch at a time and the app's saves go on between batches. A row inserted meanwhile
-    with an id below those already done is left alone. A failure stops the work: the
-    batches before it stay deleted.
-
-    Raises:
-        TokenStoreError: the database failed.
-    """
-    c = table.c
-    batch = DELETE_BATCH if batch is None else batch
-    after: str | None = None
-    total = 0
-    while True:
-        query = select(c.id).where(*where).order_by(c.id).limit(batch)
-        if after is not None:
-            query = query.where(c.id > after)
-        ids, deleted = run(
-            store, operation, functools.partial(_delete_next, table, query, where), write=True
-        )
-        total += deleted
-        if len(ids) < batch:
-            return total
-        after = ids[-1]
-
-
-def _delete_next(
-    table: Table, query: Select[Any], where: tuple[ColumnElement[bool], ...], conn: Connection
-) -> tuple[list[str], int]:
-    """Delete the rows whose ids ``query`` selects (and still match ``where``)."""
-    ids = list(conn.scalars(query))
-    if not ids:
-        return ids, 0
-    return ids, int(conn.execute(delete(table).where(table.c.id.in_(ids), *where)).rowcount)
 
 
 def delete_all(store: SQLAlchemyTokenStore, *, batch: int | None = None) -> int:
@@ -253,11 +152,13 @@ def iter_purge(
         TokenStoreError: the database failed; the batches before it stay deleted.
     """
     cutoff = int(((time.time() if now is None else now) - older_than.total_seconds()) * 1000)
-    batch = DELETE_BATCH if batch is None else batch
+    batch = paging.DELETE_BATCH if batch is None else batch
     c = store.table.c
-    no_refresh = or_(c.refresh_token.is_(None), c.refresh_token == "")
+    # not "IS NULL OR = ''": planners would take the refresh token's index for that and
+    # sort every candidate per page (or scan them all per delete) instead of going by id
+    no_refresh = func.coalesce(c.refresh_token, "") == ""
     doomed: list[TokenRow] = []
-    candidates = iter_rows(store, no_refresh, page=max(batch, PAGE), operation="purge")
+    candidates = iter_rows(store, no_refresh, page=max(batch, paging.PAGE), operation="purge")
     for row in chain(candidates, [None]):  # None: the end, to delete the last batch
         if row is not None and (ms := expiry_ms(row)) is not None and ms < cutoff:
             doomed.append(row)

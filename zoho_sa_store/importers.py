@@ -22,10 +22,10 @@ from __future__ import annotations
 import functools
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Table, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -34,6 +34,7 @@ from zohocrmsdk.src.com.zoho.crm.api.exception.sdk_exception import SDKException
 from zohocrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
 
 from zoho_sa_store.admin import run
+from zoho_sa_store.dry_run import DryRunRows
 from zoho_sa_store.errors import TokenStoreError
 from zoho_sa_store.model import SDK_COLUMNS
 from zoho_sa_store.sources import (
@@ -143,26 +144,24 @@ def _differences(a: TokenFields, b: TokenFields) -> str:
     return ", ".join(f.name for f in fields(a) if getattr(a, f.name) != getattr(b, f.name))
 
 
-class _Checked:
+class _Checked(NamedTuple):
     """One source row, validated once (a retried batch keeps its new ids)."""
 
-    __slots__ = ("error", "has_id", "new", "row")
     row: SourceRow
     new: TokenFields | None
     error: str | None
     has_id: bool
 
-    def __init__(self, row: SourceRow) -> None:
-        self.row, self.new, self.error = row, None, None
-        given_id = row.values.get("id")
-        self.has_id = given_id is not None and bool(str(given_id).strip())
-        if not row.values:
-            self.error = row.where
-            return
-        try:
-            self.new = validate(row.values, str(uuid.uuid4()))
-        except (TypeError, ValueError) as error:
-            self.error = f"{row.where}: {error}"
+
+def _check(row: SourceRow) -> _Checked:
+    given_id = row.values.get("id")
+    has_id = given_id is not None and bool(str(given_id).strip())
+    if not row.values:
+        return _Checked(row, None, row.where, has_id)
+    try:
+        return _Checked(row, validate(row.values, str(uuid.uuid4())), None, has_id)
+    except (TypeError, ValueError) as error:
+        return _Checked(row, None, f"{row.where}: {error}", has_id)
 
 
 class _Index:
@@ -182,19 +181,6 @@ class _Index:
             self.by_user[(row.user_name, row.client_id or "")] = row.id
         self.by_values.setdefault(replace(row, id=None), row.id)
 
-    def related(self, batch: list[_Checked]) -> Iterator[TokenFields]:
-        """The rows held here that the batch's rows could match (see :func:`_stored_related`)."""
-        for checked in batch:
-            new = checked.new
-            if new is None:
-                continue
-            ids = [
-                new.id if checked.has_id else None,
-                self.by_user.get((new.user_name, new.client_id or "")) if new.user_name else None,
-                None if checked.has_id else self.by_values.get(replace(new, id=None)),
-            ]
-            yield from (self.by_id[i] for i in ids if i is not None and i in self.by_id)
-
 
 def import_rows(
     store: SQLAlchemyTokenStore,
@@ -206,10 +192,11 @@ def import_rows(
     """Import source rows into the store's table, ``batch`` rows (default
     :data:`INSERT_BATCH`) per short transaction.
 
-    ``dry_run``: decide everything, write nothing. See the module's docstring for what
-    counts as unchanged, a conflict or invalid. A batch whose insert meets a row that
-    another writer stored after the batch read the table is decided again (up to
-    :data:`BATCH_ATTEMPTS` times).
+    ``dry_run``: decide everything, write nothing to the store (the rows it would import
+    are kept on disk meanwhile: :class:`~zoho_sa_store.dry_run.DryRunRows`). See the
+    module's docstring for what counts as unchanged, a conflict or invalid. A batch whose
+    insert meets a row that another writer stored after the batch read the table is
+    decided again (up to :data:`BATCH_ATTEMPTS` times).
 
     Raises:
         TokenStoreError: the database failed, or other writers kept storing clashing rows;
@@ -218,51 +205,67 @@ def import_rows(
     """
     batch = INSERT_BATCH if batch is None else batch
     report = ImportReport()
-    would_import = _Index()  # dry run: the rows written so far, had it not been one
+    scratch = DryRunRows() if dry_run else None
     source = iter(rows)
-    while chunk := [_Checked(row) for row in islice(source, batch)]:
-        for attempt in range(1, BATCH_ATTEMPTS + 1):
-            work = functools.partial(_import_batch, store, chunk, would_import, dry_run)
-            try:
-                part, new = run(store, "import", work, write=not dry_run)
-                break
-            except TokenStoreError as error:
-                if not isinstance(error.cause, IntegrityError):
-                    raise
-                if attempt == BATCH_ATTEMPTS:
-                    message = (
-                        f"import failed: other writers kept storing clashing rows; the first "
-                        f"{report.read} rows were imported (run the import again)"
-                    )
-                    raise TokenStoreError(message, cause=error.cause) from error
-        report.add(part)
-        if dry_run:
-            for row in new:
-                would_import.add(row)
+    try:
+        while chunk := [_check(row) for row in islice(source, batch)]:
+            report.add(_import_with_retries(store, chunk, scratch, report.read))
+    finally:
+        if scratch is not None:
+            scratch.close()
     return report
 
 
+def _import_with_retries(
+    store: SQLAlchemyTokenStore, chunk: list[_Checked], scratch: DryRunRows | None, done: int
+) -> ImportReport:
+    for attempt in range(1, BATCH_ATTEMPTS + 1):
+        work = functools.partial(_import_batch, store, chunk, scratch)
+        try:
+            return run(store, "import", work, write=scratch is None)
+        except TokenStoreError as error:
+            if not isinstance(error.cause, IntegrityError):
+                raise
+            if attempt == BATCH_ATTEMPTS:
+                message = (
+                    "import failed: other writers kept storing clashing rows; the first "
+                    f"{done} rows were imported (run the import again)"
+                )
+                raise TokenStoreError(message, cause=error.cause) from error
+    raise AssertionError("unreachable")
+
+
 def _import_batch(
-    store: SQLAlchemyTokenStore,
-    chunk: list[_Checked],
-    would_import: _Index,
-    dry_run: bool,
-    conn: Connection,
-) -> tuple[ImportReport, list[TokenFields]]:
+    store: SQLAlchemyTokenStore, chunk: list[_Checked], scratch: DryRunRows | None, conn: Connection
+) -> ImportReport:
     """Decide one batch against the rows it could clash with, and insert the new ones."""
+    stored_rows = _stored_related(conn, store.table, chunk)
+    if scratch is None:
+        return _decide_batch(chunk, stored_rows, lambda rows: _insert(conn, store, rows))
+    # a dry run judges digests (equal values, equal digests) against the scratch rows too
+    judged = [c._replace(new=scratch.digested(c.new)) if c.new else c for c in chunk]
+    with scratch.engine.begin() as kept:
+        earlier = _stored_related(kept, scratch.table, judged)
+        digested = [scratch.digested(row) for row in stored_rows]
+        return _decide_batch(judged, digested + earlier, lambda rows: scratch.add(kept, rows))
+
+
+def _decide_batch(
+    chunk: list[_Checked],
+    related: list[TokenFields],
+    write: Callable[[list[TokenFields]], None],
+) -> ImportReport:
     part = ImportReport()
-    index = _Index(_stored_related(conn, store.table, chunk))
-    for row in would_import.related(chunk):
-        index.add(row)
+    index = _Index(related)
     new_rows: list[TokenFields] = []
     for checked in chunk:
         new = _decide(checked, index, part)
         if new is not None:
             index.add(new)
             new_rows.append(new)
-    if new_rows and not dry_run:
-        _insert(conn, store, new_rows)
-    return part, new_rows
+    if new_rows:
+        write(new_rows)
+    return part
 
 
 def _stored_related(conn: Connection, table: Table, chunk: list[_Checked]) -> list[TokenFields]:
