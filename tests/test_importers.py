@@ -260,6 +260,17 @@ def test_unreadable_files(tmp_path: Path, content: bytes, message: str) -> None:
         read_filestore(tmp_path / "missing.csv")
 
 
+def test_a_broken_end_fails_before_any_row_is_written(
+    store: SQLAlchemyTokenStore, tmp_path: Path
+) -> None:
+    path = tmp_path / "broken.csv"
+    rows = [f"{n},,1000.A,s,1000.refresh-{n:06}-0123456789,,,,," for n in range(1, 1202)]
+    path.write_text(",".join(FILESTORE_HEADER) + "\n" + "\n".join(rows) + '\n9,"ann')
+    with pytest.raises(SourceError, match="line 1203: unexpected end of data"):
+        import_rows(store, read_filestore(path))
+    assert raw_rows(store) == []
+
+
 def test_encoding_and_byte_order_mark(tmp_path: Path) -> None:
     path = tmp_path / "latin.csv"
     header = ",".join(FILESTORE_HEADER)

@@ -15,7 +15,8 @@ Exit codes:
     0: success.
     1: a failure: the database, the SDK or a source file failed (one line naming the
        command and the cause: :func:`describe_failure`), no database at a SQLite path, or
-       ``show``/``delete`` found no such id. Nothing was changed by a failed import.
+       ``show``/``delete`` found no such id. An import whose source cannot be read wrote
+       nothing; one stopped by the database keeps the batches before the failure.
     2: a usage error (bad option or argument, ``delete-all`` without ``--yes``).
     3: the command ran and found something to act on: ``check``, the schema is not at head
        (or differs from the model); an import, some rows were reported as conflicts or

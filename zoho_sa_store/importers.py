@@ -12,9 +12,10 @@ id holds, is reported as a conflict and never overwritten.
 Rows are imported :data:`INSERT_BATCH` at a time, each batch one short transaction: the
 stored rows its source rows could clash with are read, every row decided, the new ones
 inserted. Memory stays bounded whatever the size of the source and of the table (a dry run
-also keeps the rows it would import, to judge later rows against them), and an app's saves
-wait for one batch at most. A failure stops the import: the batches before it stay
-written, and running the import again finds them unchanged.
+keeps the rows it would import on disk, to judge later rows against them:
+:mod:`zoho_sa_store.dry_run`), and an app's saves wait for one batch at most. A failure
+stops the import: the batches before it stay written, and running the import again finds
+them unchanged.
 """
 
 from __future__ import annotations
