@@ -11,7 +11,8 @@ save after a refresh), timing each call; after a second of saves alone the comma
 in a child process (``zoho-sa-store ... purge --older-than 30d`` / ``delete-all --yes``,
 with ``--code DIR`` first on its ``PYTHONPATH``), and the saves go on for half a second
 after it ends. Printed: the command's time, then the saves made while it ran, their median
-and longest wait, and how many waited more than 200 ms.
+and longest wait, how many waited more than 200 ms, and how many failed (SQLite's busy
+timeout, 30 s, ran out: "database is locked").
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class Saver(threading.Thread):
         super().__init__(daemon=True)
         self.store = zoho_sa_store.SQLAlchemyTokenStore(url, table_name=TABLE, refresh=False)
         self.waits: list[tuple[float, float]] = []
+        self.failed: list[tuple[float, float]] = []
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -92,7 +94,10 @@ class Saver(threading.Thread):
             t.set_access_token(f"1000.saver-access-{n}-0123456789")
             t.set_expires_in(str(int(time.time() * 1000) + 3_600_000))
             start = time.perf_counter()
-            self.store.save_token(t)
+            try:
+                self.store.save_token(t)
+            except zoho_sa_store.TokenStoreError:  # SQLite's busy timeout (30 s) ran out
+                self.failed.append((start, time.perf_counter() - start))
             self.waits.append((start, time.perf_counter() - start))
             time.sleep(0.005)
         self.store.close()
@@ -119,11 +124,12 @@ def measure(url: str, rows: int, command: list[str], code: str | None) -> str:
     during = [w for s, w in saver.waits if s + w >= begin and s <= end]
     before = [w for s, w in saver.waits if s + w < begin]
     slow = sum(1 for w in during if w > 0.2)
+    failed = sum(1 for s, w in saver.failed if s + w >= begin and s <= end)
     return (
         f"{' '.join(command):28} exit {done.returncode}  {end - begin:6.1f} s  "
         f"saves alone: median {statistics.median(before) * 1000:5.1f} ms | during: "
         f"{len(during):5} saves, median {statistics.median(during) * 1000:6.1f} ms, "
-        f"longest {max(during) * 1000:7.1f} ms, over 200 ms: {slow}"
+        f"longest {max(during) * 1000:7.1f} ms, over 200 ms: {slow}, failed: {failed}"
     )
 
 

@@ -34,6 +34,7 @@ from zoho_sa_store.paging import (
     iter_rows,
     rows_query,
     run,
+    run_batch,
 )
 from zoho_sa_store.store import SQLAlchemyTokenStore
 from zoho_sa_store.tokens import SECRET_FIELDS, clean_id, mask
@@ -59,6 +60,7 @@ __all__ = [  # with the names of zoho_sa_store.paging that scripts use
     "purge",
     "read_rows",
     "run",
+    "run_batch",
     "table_cells",
     "table_lines",
     "table_widths",
@@ -182,7 +184,7 @@ def _delete_doomed(
         kept = set(conn.scalars(select(c.id).where(c.id.in_(ids))))  # saved meanwhile
         return {i for i in ids if i not in kept}
 
-    deleted = run(store, "purge", work, write=True)
+    deleted = run_batch(store, "purge", work)
     return [row for row in rows if row["id"] in deleted]
 
 

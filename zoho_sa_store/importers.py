@@ -34,10 +34,10 @@ from zohocrmsdk.src.com.zoho.api.authenticator.oauth_token import OAuthToken
 from zohocrmsdk.src.com.zoho.crm.api.exception.sdk_exception import SDKException
 from zohocrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
 
-from zoho_sa_store.admin import run
 from zoho_sa_store.dry_run import DryRunRows
 from zoho_sa_store.errors import TokenStoreError
 from zoho_sa_store.model import SDK_COLUMNS
+from zoho_sa_store.paging import run, run_batch
 from zoho_sa_store.sources import (
     DBSTORE_TABLE,
     FILESTORE_HEADER,
@@ -223,7 +223,9 @@ def _import_with_retries(
     for attempt in range(1, BATCH_ATTEMPTS + 1):
         work = functools.partial(_import_batch, store, chunk, scratch)
         try:
-            return run(store, "import", work, write=scratch is None)
+            if scratch is None:
+                return run_batch(store, "import", work)
+            return run(store, "import", work)
         except TokenStoreError as error:
             if not isinstance(error.cause, IntegrityError):
                 raise

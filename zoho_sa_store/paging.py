@@ -10,6 +10,7 @@ never for the whole table. Used by :mod:`zoho_sa_store.admin` and the imports.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -30,6 +31,12 @@ PAGE = 1000
 """Rows per page of a whole-table read (one short transaction each)."""
 DELETE_BATCH = 500
 """Ids per delete transaction: the longest an app's save waits for ``purge``/``delete-all``."""
+POLLING_WRITERS = frozenset({"sqlite"})
+"""Dialects whose waiting writers poll for the lock instead of queueing on it: SQLite's busy
+handler sleeps between tries (up to 100 ms), so a loop of batches that took the lock again
+at once would starve them; :func:`run_batch` pauses between batches there."""
+MAX_PAUSE = 0.1
+"""The longest pause (seconds) after a batch, for :data:`POLLING_WRITERS`."""
 
 
 def run(
@@ -54,6 +61,20 @@ def run(
                 return work(conn)
     except SQLAlchemyError as error:
         raise store_error(operation, error, missing_table=_missing(store, error)) from error
+
+
+def run_batch(store: SQLAlchemyTokenStore, operation: str, work: Callable[[Connection], T]) -> T:
+    """Run one batch of a long write in its own write transaction (:func:`run`).
+
+    Where writers poll for the lock (:data:`POLLING_WRITERS`), then pause as long as the
+    batch held it (at most :data:`MAX_PAUSE`), so that the app's saves get their turn
+    between batches: a save that found the lock taken waits about one batch.
+    """
+    start = time.monotonic()
+    result = run(store, operation, work, write=True)
+    if store.engine.dialect.name in POLLING_WRITERS:
+        time.sleep(min(time.monotonic() - start, MAX_PAUSE))
+    return result
 
 
 def _missing(store: SQLAlchemyTokenStore, error: SQLAlchemyError) -> str | None:
@@ -125,10 +146,10 @@ def delete_batches(
     transaction; the number deleted.
 
     Each transaction takes the next ``batch`` ids after the last one done (keyset by id) and
-    deletes them, so the write lock (all of SQLite's, or those rows' elsewhere) is held for
-    one batch at a time and the app's saves go on between batches. A row inserted meanwhile
-    with an id below those already done is left alone. A failure stops the work: the
-    batches before it stay deleted.
+    deletes them (:func:`run_batch`), so the write lock (all of SQLite's, or those rows'
+    elsewhere) is held for one batch at a time and the app's saves go on between batches.
+    A row inserted meanwhile with an id below those already done is left alone. A failure
+    stops the work: the batches before it stay deleted.
 
     Raises:
         TokenStoreError: the database failed.
@@ -141,9 +162,8 @@ def delete_batches(
         query = select(c.id).where(*where).order_by(c.id).limit(batch)
         if after is not None:
             query = query.where(c.id > after)
-        ids, deleted = run(
-            store, operation, functools.partial(_delete_next, table, query, where), write=True
-        )
+        work = functools.partial(_delete_next, table, query, where)
+        ids, deleted = run_batch(store, operation, work)
         total += deleted
         if len(ids) < batch:
             return total
