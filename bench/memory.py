@@ -6,7 +6,7 @@
 
 Each command runs in its own process (``python -c`` calling the CLI's ``main``), its output
 sent to ``/dev/null`` (``export -o``: a file in the results directory); its peak resident
-set size is the kernel's ``ru_maxrss`` for that one child (``os.wait4``). The baseline is a
+set size is its own ``VmHWM`` (``/proc/self/status``), written at exit. The baseline is a
 bare ``python -c 'import zoho_sa_store.cli'`` (the least of three runs); the table prints
 each peak and its distance above the baseline. ``get_tokens`` is measured the same way (a
 process that calls it and keeps the list until it returns). The token table
@@ -44,6 +44,14 @@ GET_TOKENS = (
     "t = s.get_tokens(); print(len(t))"
 )
 MB = 1024 * 1024
+HWM_HOOK = (
+    "import atexit, os\n"
+    "def _hwm():\n"
+    "    with open('/proc/self/status') as f, open(os.environ['ZSS_BENCH_HWM'], 'w') as out:\n"
+    "        out.write(next(line for line in f if line.startswith('VmHWM')))\n"
+    "atexit.register(_hwm)\n"
+)
+"""Prepended to every child's ``-c`` code: its peak RSS (Linux ``VmHWM``) to a file at exit."""
 NEUTRAL = tempfile.gettempdir()
 """The children's working directory: ``python -c`` puts it first on ``sys.path``, so a
 checkout there would shadow ``--code`` (and the installed package)."""
@@ -53,17 +61,25 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def peak_rss(
-    argv: Sequence[str], env: dict[str, str], stdout: int | None = None
-) -> tuple[int, float, int]:
-    """(peak RSS in bytes, seconds, exit code) of one child process running ``argv``."""
-    start = time.perf_counter()
-    child = subprocess.Popen(
-        argv, env=env, cwd=NEUTRAL, stdout=stdout or subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    return usage.ru_maxrss * 1024, time.perf_counter() - start, child.returncode  # kB on Linux
+def peak_rss(argv: Sequence[str], env: dict[str, str]) -> tuple[int, float, int]:
+    """(peak RSS in bytes, seconds, exit code) of one child process running ``argv``.
+
+    The child's own ``VmHWM``, written by an ``atexit`` hook as it ends: the kernel's
+    ``ru_maxrss`` would also count this process's size at the fork.
+    """
+    with tempfile.NamedTemporaryFile("r", suffix=".hwm") as hwm:
+        start = time.perf_counter()
+        child = subprocess.run(
+            [argv[0], "-c", HWM_HOOK + argv[2], *argv[3:]],
+            env={**env, "ZSS_BENCH_HWM": hwm.name},
+            cwd=NEUTRAL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+        seconds = time.perf_counter() - start
+        kb = int(hwm.read().split()[1])  # "VmHWM:   123456 kB"
+    return kb * 1024, seconds, child.returncode
 
 
 def _table(name: str) -> Table:
