@@ -29,7 +29,7 @@ TokenRow = dict[str, str | None]
 
 PAGE = 1000
 """Rows per page of a whole-table read (one short transaction each)."""
-DELETE_BATCH = 500
+DELETE_BATCH = 250
 """Ids per delete transaction: the longest an app's save waits for ``purge``/``delete-all``."""
 POLLING_WRITERS = frozenset({"sqlite"})
 """Dialects whose waiting writers poll for the lock instead of queueing on it: SQLite's busy
