@@ -7,7 +7,7 @@
 For each command: the table is filled with ``--rows`` tokens that ``purge`` deletes (no
 refresh token, expired 40 days ago) plus the saver's own row; a thread of this process
 saves one token in a loop (``save_token`` of its row with a new access token, the SDK's
-save after a refresh), timing each call; after a second of saves alone the command runs
+save after a refresh), timing each call; after three seconds of saves alone the command runs
 in a child process (``zoho-sa-store ... purge --older-than 30d`` / ``delete-all --yes``,
 with ``--code DIR`` first on its ``PYTHONPATH``), and the saves go on for half a second
 after it ends. Printed: the command's time, then the saves made while it ran, their median
@@ -110,7 +110,7 @@ def measure(url: str, rows: int, command: list[str], code: str | None) -> str:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [code, env.get("PYTHONPATH")]))
     saver = Saver(url)
     saver.start()
-    time.sleep(1.0)
+    time.sleep(3.0)
     argv = [sys.executable, "-c", CLI, "--url", url, "--table", TABLE, *command]
     begin = time.perf_counter()
     # a neutral working directory: python -c puts it first on sys.path (see --code)
@@ -127,7 +127,8 @@ def measure(url: str, rows: int, command: list[str], code: str | None) -> str:
     failed = sum(1 for s, w in saver.failed if s + w >= begin and s <= end)
     return (
         f"{' '.join(command):28} exit {done.returncode}  {end - begin:6.1f} s  "
-        f"saves alone: median {statistics.median(before) * 1000:5.1f} ms | during: "
+        f"saves alone: median {statistics.median(before) * 1000:5.1f} ms, longest "
+        f"{max(before) * 1000:5.1f} ms | during: "
         f"{len(during):5} saves, median {statistics.median(during) * 1000:6.1f} ms, "
         f"longest {max(during) * 1000:7.1f} ms, over 200 ms: {slow}, failed: {failed}"
     )

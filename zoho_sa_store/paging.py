@@ -32,13 +32,12 @@ PAGE = 1000
 DELETE_BATCH = 250
 """Ids per delete transaction: the longest an app's save waits for ``purge``/``delete-all``."""
 POLLING_WRITERS = frozenset({"sqlite"})
-"""Dialects whose waiting writers poll for the lock instead of queueing on it: SQLite's busy
-handler sleeps between tries (up to 100 ms), so a loop of batches that took the lock again
-at once would starve them; :func:`run_batch` pauses between batches there."""
-MAX_PAUSE = 0.05
-"""The longest pause (seconds) after a batch, for :data:`POLLING_WRITERS`: longer than the
-busy handler's sleeps in a writer's first 128 ms of waiting (25 ms at most), so a writer
-that found a batch holding the lock gets in at the next pause."""
+"""Dialects whose waiting writers poll for the lock instead of queueing on it: a loop of
+batches that took the lock again at once would starve them; :func:`run_batch` pauses
+between batches there."""
+BUSY_SLEEPS = ((0.128, 0.025), (0.228, 0.05), (float("inf"), 0.1))
+"""SQLite's busy handler (``sqliteDefaultBusyCallback``): after waiting up to the first
+number of seconds, a writer sleeps at most the second between tries."""
 
 
 def run(
@@ -68,14 +67,16 @@ def run(
 def run_batch(store: SQLAlchemyTokenStore, operation: str, work: Callable[[Connection], T]) -> T:
     """Run one batch of a long write in its own write transaction (:func:`run`).
 
-    Where writers poll for the lock (:data:`POLLING_WRITERS`), then pause as long as the
-    batch held it (at most :data:`MAX_PAUSE`), so that the app's saves get their turn
-    between batches: a save that found the lock taken waits about one batch.
+    Where writers poll for the lock (:data:`POLLING_WRITERS`), then pause as long as a
+    writer that waited through the whole batch sleeps between its tries
+    (:data:`BUSY_SLEEPS`), so that it gets the lock at its next try: an app's save waits
+    for about one batch, never for a run of them.
     """
     start = time.monotonic()
     result = run(store, operation, work, write=True)
     if store.engine.dialect.name in POLLING_WRITERS:
-        time.sleep(min(time.monotonic() - start, MAX_PAUSE))
+        held = time.monotonic() - start
+        time.sleep(next(sleep for waited, sleep in BUSY_SLEEPS if held <= waited))
     return result
 
 
