@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from zohocrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
 
 from tests.factories import values
 from zoho_sa_store import SQLAlchemyTokenStore, TokenStoreError, cli, importers
+from zoho_sa_store.dry_run import DryRunRows
 from zoho_sa_store.importers import (
     FILESTORE_HEADER,
     ImportReport,
@@ -213,9 +215,30 @@ def test_dry_run_writes_nothing(store: SQLAlchemyTokenStore, tmp_path: Path) -> 
     assert raw_rows(store) == []
 
 
+def test_dry_run_keeps_digests_in_a_private_file(
+    store: SQLAlchemyTokenStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows a dry run would import wait on disk, secrets as keyed digests, and go."""
+    path = sdk_filestore(tmp_path / "sdk_tokens.txt", sdk_tokens())
+    seen: dict[str, Any] = {}
+    original = DryRunRows.close
+
+    def close(self: DryRunRows) -> None:
+        folder = Path(self._dir.name)
+        seen["folder"], seen["mode"] = folder, stat.S_IMODE(folder.stat().st_mode)
+        seen["bytes"] = b"".join(f.read_bytes() for f in folder.iterdir())
+        original(self)
+
+    monkeypatch.setattr(DryRunRows, "close", close)
+    assert counts(import_rows(store, read_filestore(path), dry_run=True)) == (3, 3, 0, 0, 0)
+    assert b"1000.CLIENTA" in seen["bytes"]  # the rows were kept there
+    assert not [secret for secret in SECRETS if secret.encode() in seen["bytes"]]
+    assert seen["mode"] == 0o700 and not seen["folder"].exists()
+
+
 def test_a_file_with_the_header_only(store: SQLAlchemyTokenStore, tmp_path: Path) -> None:
     path = sdk_filestore(tmp_path / "empty.txt", [])
-    assert read_filestore(path) == []
+    assert list(read_filestore(path)) == [] and len(read_filestore(path)) == 0
     assert counts(import_rows(store, [])) == (0, 0, 0, 0, 0)
 
 
@@ -237,13 +260,24 @@ def test_unreadable_files(tmp_path: Path, content: bytes, message: str) -> None:
         read_filestore(tmp_path / "missing.csv")
 
 
+def test_a_broken_end_fails_before_any_row_is_written(
+    store: SQLAlchemyTokenStore, tmp_path: Path
+) -> None:
+    path = tmp_path / "broken.csv"
+    rows = [f"{n},,1000.A,s,1000.refresh-{n:06}-0123456789,,,,," for n in range(1, 1202)]
+    path.write_text(",".join(FILESTORE_HEADER) + "\n" + "\n".join(rows) + '\n9,"ann')
+    with pytest.raises(SourceError, match="line 1203: unexpected end of data"):
+        import_rows(store, read_filestore(path))
+    assert raw_rows(store) == []
+
+
 def test_encoding_and_byte_order_mark(tmp_path: Path) -> None:
     path = tmp_path / "latin.csv"
     header = ",".join(FILESTORE_HEADER)
     path.write_bytes(("\ufeff" + header + "\n1,zoë@example.com,1000.A,,1000.r,,,,,\n").encode())
-    assert read_filestore(path)[0].values["user_name"] == "zoë@example.com"
+    assert next(iter(read_filestore(path))).values["user_name"] == "zoë@example.com"
     path.write_bytes((header + "\n1,zoë@example.com,1000.A,,1000.r,,,,,\n").encode("latin-1"))
-    rows = read_filestore(path, encoding="latin-1")
+    rows = list(read_filestore(path, encoding="latin-1"))
     assert rows[0].values["user_name"] == "zoë@example.com"
     with pytest.raises(SourceError, match="unknown encoding 'klingon'"):
         read_filestore(path, encoding="klingon")
@@ -261,19 +295,79 @@ def test_large_file_in_batches(store: SQLAlchemyTokenStore, tmp_path: Path) -> N
     assert counts(import_rows(store, read_filestore(path))) == (1201, 0, 1201, 0, 0)
 
 
-def test_a_failed_import_writes_nothing(
-    store: SQLAlchemyTokenStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A row stored by another writer after the import read the table: all or nothing."""
-    store.save_token(OAuthToken(id="600", access_token="1000.access-600-0123456789"))
+def clash_file(tmp_path: Path) -> Path:
+    """601 rows; row 600 is also stored by "another writer" (see the tests below)."""
     path = tmp_path / "clash.csv"
     rows = [f"{n},,1000.A,s,1000.refresh-{n:06}-0123456789,,,,," for n in range(1, 602)]
     path.write_text(",".join(FILESTORE_HEADER) + "\n" + "\n".join(rows) + "\n")
-    original = importers._Index.__init__
-    monkeypatch.setattr(importers._Index, "__init__", lambda self, rows: original(self, []))
-    with pytest.raises(TokenStoreError, match="another writer stored a clashing row"):
+    return path
+
+
+def test_a_batch_that_meets_a_new_row_is_decided_again(
+    store: SQLAlchemyTokenStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row stored by another writer after the batch read the table: the batch runs again."""
+    store.save_token(OAuthToken(id="600", access_token="1000.access-600-0123456789"))
+    path = clash_file(tmp_path)
+    original, missed = importers._stored_related, []
+
+    def blind_once(*args: Any) -> list[Any]:
+        found = original(*args)
+        if found and not missed:  # the second batch's first read misses row 600
+            missed.append(found)
+            return []
+        return found
+
+    monkeypatch.setattr(importers, "_stored_related", blind_once)
+    report = import_rows(store, read_filestore(path))
+    assert missed and counts(report) == (601, 600, 0, 1, 0)
+    assert report.conflicts == [
+        "line 601: stored row '600' differs in client_id, client_secret, "
+        "refresh_token, access_token"
+    ]
+    assert len(raw_rows(store)) == 601
+
+
+def test_a_failed_batch_keeps_the_batches_before_it(
+    store: SQLAlchemyTokenStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches are separate transactions: a failed one leaves the earlier ones written,
+    and the import run again finds them unchanged."""
+    store.save_token(OAuthToken(id="600", access_token="1000.access-600-0123456789"))
+    path = clash_file(tmp_path)
+    original = importers._stored_related
+    monkeypatch.setattr(importers, "_stored_related", lambda *args: [])
+    with pytest.raises(TokenStoreError, match=r"clashing rows; the first 500 rows were imported"):
         import_rows(store, read_filestore(path))
-    assert [row["id"] for row in raw_rows(store)] == ["600"]
+    ids = [row["id"] for row in raw_rows(store)]
+    assert len(ids) == 501 and "600" in ids and "501" not in ids
+    monkeypatch.setattr(importers, "_stored_related", original)
+    assert counts(import_rows(store, read_filestore(path))) == (601, 100, 500, 1, 0)
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_small_batches_decide_as_one(
+    store: SQLAlchemyTokenStore, tmp_path: Path, dry_run: bool
+) -> None:
+    """Rows are judged against the rows of earlier batches, written or (dry run) not."""
+    path = tmp_path / "dupes.csv"
+    path.write_text(
+        ",".join(FILESTORE_HEADER) + "\n"
+        "1,ann@example.com,1000.A,secret-A-0123456789,1000.refresh-a-0123456789,,,,,\n"
+        ",,1000.B,secret-B-0123456789,,1000.access-b-0123456789,,1700000000000,,\n"
+        "2,bob@example.com,1000.A,secret-A-0123456789,1000.refresh-b-0123456789,,,,,\n"
+        "1,ann@example.com,1000.A,secret-A-0123456789,1000.refresh-a-0123456789,,,,,\n"
+        "3,ann@example.com,1000.A,secret-A-0123456789,1000.refresh-a-0123456789,,,,,\n"
+        "1,ann@example.com,1000.A,secret-A-0123456789,1000.refresh-x-0123456789,,,,,\n"
+        ",,1000.B,secret-B-0123456789,,1000.access-b-0123456789,,1700000000000,,\n"
+    )
+    report = import_rows(store, read_filestore(path), batch=2, dry_run=dry_run)
+    assert counts(report) == (7, 3, 2, 2, 0)
+    assert report.conflicts == [
+        "line 6: user_name 'ann@example.com' with client_id '1000.A' is stored as row '1'",
+        "line 7: stored row '1' differs in refresh_token",
+    ]
+    assert len(raw_rows(store)) == (0 if dry_run else 3)
 
 
 def test_progress_bar_on_a_terminal(

@@ -1,99 +1,85 @@
 """Looking after the token table: list, show, delete, purge and export rows.
 
 Functions over a store's public ``engine`` and ``table``, for the ``zoho-sa-store`` command
-and for scripts. Each call is one transaction; writes take SQLite's write lock up front, as
-the store's own writes do. Rows are dicts keyed by the SDK's column names
+and for scripts. Whole-table work is paged (:mod:`zoho_sa_store.paging`, whose names are
+re-exported here): reads go a page of rows at a time and deletes a batch of ids per
+transaction, so memory stays bounded and an app's saves wait for one batch at most,
+never for the whole table. Writes take SQLite's write lock up
+front, as the store's own writes do. Rows are dicts keyed by the SDK's column names
 (:data:`~zoho_sa_store.model.SDK_COLUMNS`), blank values as None. :func:`masked` hides the
 secrets; nothing here prints or logs a value.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypeVar
+from itertools import chain
 
-from sqlalchemy import Connection, Select, delete, inspect, or_, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import ColumnElement, Connection, delete, func, select
 
-from zoho_sa_store import duplicates, private_files
-from zoho_sa_store.errors import store_error
+from zoho_sa_store import duplicates, paging, private_files
 from zoho_sa_store.hygiene import printable, printable_json
-from zoho_sa_store.model import SDK_COLUMNS
-from zoho_sa_store.settings import write_transaction
+from zoho_sa_store.paging import (
+    DELETE_BATCH,
+    PAGE,
+    TokenRow,
+    as_row,
+    delete_batches,
+    iter_rows,
+    rows_query,
+    run,
+    run_batch,
+)
 from zoho_sa_store.store import SQLAlchemyTokenStore
-from zoho_sa_store.tokens import SECRET_FIELDS, clean_id, mask, stored
+from zoho_sa_store.tokens import SECRET_FIELDS, clean_id, mask
 
-T = TypeVar("T")
-TokenRow = dict[str, str | None]
-"""One stored token by the SDK's column names."""
+__all__ = [  # with the names of zoho_sa_store.paging that scripts use
+    "DELETE_BATCH",
+    "PAGE",
+    "TokenRow",
+    "as_row",
+    "delete_all",
+    "delete_batches",
+    "delete_row",
+    "describe_expiry",
+    "expiry_ms",
+    "find_row",
+    "iter_purge",
+    "iter_rows",
+    "json_chunks",
+    "list_rows",
+    "masked",
+    "open_private",
+    "parse_duration",
+    "purge",
+    "read_rows",
+    "run",
+    "run_batch",
+    "table_cells",
+    "table_lines",
+    "table_widths",
+    "to_json",
+    "write_private",
+]
 
-DELETE_BATCH = 500
-"""Ids per ``DELETE ... WHERE id IN (...)`` statement."""
 _DURATION = re.compile(r"\s*(\d+)\s*([smhdw])\s*\Z")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def run(
-    store: SQLAlchemyTokenStore,
-    operation: str,
-    work: Callable[[Connection], T],
-    *,
-    write: bool = False,
-) -> T:
-    """Run ``work`` in one transaction on the store's engine.
-
-    Raises:
-        TokenStoreError: the database failed (its message names no value; a missing table
-            says to run the migrations).
-    """
-    try:
-        with store.engine.connect() as conn:
-            if write:
-                with write_transaction(conn):
-                    return work(conn)
-            with conn.begin():
-                return work(conn)
-    except SQLAlchemyError as error:
-        raise store_error(operation, error, missing_table=_missing(store, error)) from error
-
-
-def _missing(store: SQLAlchemyTokenStore, error: SQLAlchemyError) -> str | None:
-    try:
-        with store.engine.connect() as conn:
-            return None if inspect(conn).has_table(store.table_name) else store.table_name
-    except SQLAlchemyError:
-        return None
-
-
-def _select(store: SQLAlchemyTokenStore) -> Select[Any]:
-    c = store.table.c
-    return select(*(c[name] for name in SDK_COLUMNS), c.key_id).order_by(c.id)
-
-
-def as_row(values: Any, store: SQLAlchemyTokenStore | None = None) -> TokenRow:
-    """A database row (or mapping) as a :data:`TokenRow`; ``client_id`` ``""`` is None.
-
-    With ``store``, the row (read with its ``key_id``) is opened with the store's keys.
-
-    Raises:
-        TokenStoreError: the row is sealed under a key the store cannot open.
-    """
-    fields = stored(values) if store is None else store.sealing.open_row(values)
-    return {name: getattr(fields, name) for name in SDK_COLUMNS}
-
-
 def read_rows(conn: Connection, store: SQLAlchemyTokenStore) -> list[TokenRow]:
-    """Every row, ordered by id and opened, on an open connection."""
-    return [as_row(row._mapping, store) for row in conn.execute(_select(store))]
+    """Every row, ordered by id and opened, on an open connection (all in memory: see
+    :func:`iter_rows`)."""
+    return [as_row(row._mapping, store) for row in conn.execute(rows_query(store))]
 
 
 def list_rows(store: SQLAlchemyTokenStore) -> list[TokenRow]:
-    """Every stored token, ordered by id."""
-    return run(store, "list", lambda conn: read_rows(conn, store))
+    """Every stored token, ordered by id, as one list (:func:`iter_rows` streams them)."""
+    return list(iter_rows(store))
 
 
 def find_row(store: SQLAlchemyTokenStore, token_id: str) -> TokenRow | None:
@@ -105,7 +91,7 @@ def find_row(store: SQLAlchemyTokenStore, token_id: str) -> TokenRow | None:
     wanted = clean_id(token_id)
     if wanted is None:
         return None
-    stmt = _select(store).where(store.table.c.id == wanted)
+    stmt = rows_query(store).where(store.table.c.id == wanted)
     row = run(store, "show", lambda conn: conn.execute(stmt).first())
     return None if row is None else as_row(row._mapping, store)
 
@@ -123,15 +109,13 @@ def delete_row(store: SQLAlchemyTokenStore, token_id: str) -> bool:
     return bool(run(store, "delete", lambda conn: conn.execute(stmt).rowcount, write=True))
 
 
-def delete_all(store: SQLAlchemyTokenStore) -> int:
-    """Delete every row, in one statement, and every row of the ``<table>_duplicates`` side
-    table (:mod:`~zoho_sa_store.duplicates`), in the same transaction; the number deleted."""
-    stmt = delete(store.table)
-
-    def work(conn: Connection) -> int:
-        return int(conn.execute(stmt).rowcount) + duplicates.delete_all(conn, store.table_name)
-
-    return run(store, "delete-all", work, write=True)
+def delete_all(store: SQLAlchemyTokenStore, *, batch: int | None = None) -> int:
+    """Delete every row, ``batch`` per transaction (:func:`delete_batches`), then every row
+    of the ``<table>_duplicates`` side table (:mod:`~zoho_sa_store.duplicates`); the number
+    deleted."""
+    deleted = delete_batches(store, "delete-all", store.table, batch=batch)
+    work = functools.partial(duplicates.delete_all, table_name=store.table_name)
+    return deleted + run(store, "delete-all", work, write=True)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -152,6 +136,72 @@ def expiry_ms(row: TokenRow) -> int | None:
     return int(value) if value is not None and value.isascii() and value.isdigit() else None
 
 
+def iter_purge(
+    store: SQLAlchemyTokenStore,
+    older_than: timedelta,
+    *,
+    dry_run: bool = False,
+    now: float | None = None,
+    batch: int | None = None,
+) -> Iterator[TokenRow]:
+    """Delete the rows that can never give a working token again; yield each one deleted.
+
+    Those without a refresh token whose access token expired more than ``older_than``
+    before ``now`` (epoch seconds; default: the current time). A row without a known expiry
+    is kept. Candidates are read a page at a time (:func:`iter_rows`) and deleted ``batch``
+    per short write transaction; each row is yielded once its batch is committed (with
+    ``dry_run``: as found, and nothing is deleted). The delete itself requires the refresh
+    token to still be missing and the expiry to still be one found doomed, so a row saved
+    meanwhile (a refresh token, a new access token) survives and is not yielded. The
+    ``<table>_duplicates`` side table's rows go by the same rule, last, in one transaction
+    (:func:`zoho_sa_store.duplicates.purge`), each with a ``"table"`` key naming it.
+
+    Raises:
+        TokenStoreError: the database failed; the batches before it stay deleted.
+    """
+    cutoff = int(((time.time() if now is None else now) - older_than.total_seconds()) * 1000)
+    batch = paging.DELETE_BATCH if batch is None else batch
+    c = store.table.c
+    # not "IS NULL OR = ''": planners would take the refresh token's index for that and
+    # sort every candidate per page (or scan them all per delete) instead of going by id
+    no_refresh = func.coalesce(c.refresh_token, "") == ""
+
+    def expired(row: TokenRow) -> bool:
+        return (ms := expiry_ms(row)) is not None and ms < cutoff
+
+    doomed: list[TokenRow] = []
+    candidates = iter_rows(store, no_refresh, page=max(batch, paging.PAGE), operation="purge")
+    for row in chain(candidates, [None]):  # None: the end, to delete the last batch
+        if row is not None and expired(row):
+            doomed.append(row)
+        if doomed and (row is None or len(doomed) >= batch):
+            yield from doomed if dry_run else _delete_doomed(store, doomed, no_refresh)
+            doomed = []
+    side = functools.partial(
+        duplicates.purge, table_name=store.table_name, doomed=expired, dry_run=dry_run
+    )
+    yield from run(store, "purge", side, write=not dry_run)  # the side table, small: at once
+
+
+def _delete_doomed(
+    store: SQLAlchemyTokenStore, rows: list[TokenRow], no_refresh: ColumnElement[bool]
+) -> list[TokenRow]:
+    """Delete ``rows`` in one write transaction, if still doomed; those deleted."""
+    c = store.table.c
+    ids = [row["id"] for row in rows]
+    expiries = {row["expiry_time"] for row in rows}  # every one of them is past the cutoff
+
+    def work(conn: Connection) -> set[str | None]:
+        stmt = delete(store.table).where(c.id.in_(ids), no_refresh, c.expiry_time.in_(expiries))
+        if conn.execute(stmt).rowcount == len(ids):
+            return set(ids)
+        kept = set(conn.scalars(select(c.id).where(c.id.in_(ids))))  # saved meanwhile
+        return {i for i in ids if i not in kept}
+
+    deleted = run_batch(store, "purge", work)
+    return [row for row in rows if row["id"] in deleted]
+
+
 def purge(
     store: SQLAlchemyTokenStore,
     older_than: timedelta,
@@ -159,38 +209,10 @@ def purge(
     dry_run: bool = False,
     now: float | None = None,
 ) -> list[TokenRow]:
-    """Delete the rows that can never give a working token again.
-
-    Those without a refresh token whose access token expired more than ``older_than``
-    before ``now`` (epoch seconds; default: the current time). A row without a known expiry
-    is kept. Rows are found and deleted in one transaction, and the delete itself requires
-    the refresh token to still be missing, so a row saved meanwhile with one survives.
-
-    The ``<table>_duplicates`` side table's rows go by the same rule
-    (:func:`zoho_sa_store.duplicates.purge`), in the same transaction.
-
-    Returns:
-        The rows deleted (with ``dry_run``: the rows that would be; nothing is deleted),
-        the side table's last, each with a ``"table"`` key naming it.
-    """
-    cutoff = int(((time.time() if now is None else now) - older_than.total_seconds()) * 1000)
-    c = store.table.c
-    no_refresh = or_(c.refresh_token.is_(None), c.refresh_token == "")
-
-    def expired(row: TokenRow) -> bool:
-        return (ms := expiry_ms(row)) is not None and ms < cutoff
-
-    def work(conn: Connection) -> list[TokenRow]:
-        selected = conn.execute(_select(store).where(no_refresh))
-        rows = [as_row(row._mapping, store) for row in selected]
-        doomed = [row for row in rows if expired(row)]
-        ids = [row["id"] for row in doomed]
-        for start in range(0, 0 if dry_run else len(ids), DELETE_BATCH):
-            batch = ids[start : start + DELETE_BATCH]
-            conn.execute(delete(store.table).where(c.id.in_(batch), no_refresh))
-        return doomed + duplicates.purge(conn, store.table_name, expired, dry_run=dry_run)
-
-    return run(store, "purge", work, write=not dry_run)
+    """:func:`iter_purge` as one list: the rows deleted (``dry_run``: that would be), the
+    ``<table>_duplicates`` side table's last, each of those with a ``"table"`` key naming
+    it."""
+    return list(iter_purge(store, older_than, dry_run=dry_run, now=now))
 
 
 def masked(row: TokenRow) -> TokenRow:
@@ -198,10 +220,48 @@ def masked(row: TokenRow) -> TokenRow:
     return {name: mask(value) if name in SECRET_FIELDS else value for name, value in row.items()}
 
 
-def to_json(rows: Sequence[TokenRow], *, include_secrets: bool = False) -> str:
+def json_chunks(rows: Iterable[TokenRow], *, include_secrets: bool = False) -> Iterator[str]:
+    """A JSON array of the rows, one row at a time: the pieces of :func:`to_json`'s text.
+
+    Only the row being written is in memory, so ``rows`` may be a stream (:func:`iter_rows`).
+    The text is ``json.dumps(list(rows), indent=2, ensure_ascii=False)``'s, character for
+    character, but for non-printable characters inside strings, written as ``\\uXXXX``
+    escapes (:func:`~zoho_sa_store.hygiene.printable_json`): the same JSON value.
+    """
+    empty = True
+    for row in rows:
+        shown = _json_object(row if include_secrets else masked(row))
+        yield ("[\n  " if empty else ",\n  ") + printable_json(shown)
+        empty = False
+    yield "[]" if empty else "\n]"
+
+
+def _json_object(row: TokenRow) -> str:
+    """One row as ``json.dumps`` writes it inside a list at ``indent=2`` (flat str/None)."""
+    if not row:
+        return "{}"
+    fields = (f"    {_json_str(name)}: {_json_value(value)}" for name, value in row.items())
+    return "{\n" + ",\n".join(fields) + "\n  }"
+
+
+def _json_value(value: object) -> str:
+    if value is None:
+        return "null"
+    return _json_str(value) if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+_json_str: Callable[[str], str] = json.encoder.encode_basestring
+"""The json module's own string encoder (its C one where built) for ``ensure_ascii=False``."""
+
+
+def to_json(rows: Iterable[TokenRow], *, include_secrets: bool = False) -> str:
     """A JSON array of the rows, secrets masked unless ``include_secrets``."""
-    shown = list(rows) if include_secrets else [masked(row) for row in rows]
-    return printable_json(json.dumps(shown, indent=2, ensure_ascii=False))
+    return "".join(json_chunks(rows, include_secrets=include_secrets))
+
+
+open_private = private_files.private_output
+"""``path`` as a new 0600 file, renamed into place when the block ends
+(:func:`zoho_sa_store.private_files.private_output`)."""
 
 
 def write_private(path: str, text: str) -> None:
@@ -231,15 +291,37 @@ def describe_expiry(row: TokenRow, now: float | None = None) -> str:
 TABLE_COLUMNS = ("id", "user_name", "client_id", "access_token", "refresh_token", "expiry_time")
 
 
-def table_lines(rows: Sequence[TokenRow], now: float | None = None) -> list[str]:
-    """The rows as an aligned text table, secrets masked, control characters escaped
+HEADER = [name.upper() for name in TABLE_COLUMNS]
+
+
+def table_cells(row: TokenRow, now: float | None = None) -> list[str]:
+    """One row's cells of :func:`table_lines`, secrets masked, control characters escaped
     (:func:`~zoho_sa_store.hygiene.printable`)."""
-    cells = [[name.upper() for name in TABLE_COLUMNS]]
-    for row in rows:
-        shown = masked(row)
-        shown["expiry_time"] = describe_expiry(row, now)
-        cells.append([printable(shown[name] or "-") for name in TABLE_COLUMNS])
-    widths = [max(len(line[i]) for line in cells) for i in range(len(TABLE_COLUMNS))]
+    shown = masked(row)
     return [
-        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in cells
+        describe_expiry(row, now) if name == "expiry_time" else printable(shown[name] or "-")
+        for name in TABLE_COLUMNS
     ]
+
+
+def table_widths(rows: Iterable[TokenRow], now: float | None = None) -> list[int]:
+    """The column widths of :func:`table_lines` for ``rows`` (one pass, nothing kept)."""
+    widths = [len(name) for name in HEADER]
+    for row in rows:
+        widths = [max(w, len(v)) for w, v in zip(widths, table_cells(row, now), strict=True)]
+    return widths
+
+
+def table_lines(
+    rows: Iterable[TokenRow], now: float | None = None, widths: Sequence[int] | None = None
+) -> Iterator[str]:
+    """The rows as an aligned text table, secrets masked, a line at a time.
+
+    ``widths`` (from :func:`table_widths` over the same rows) lets ``rows`` be a stream,
+    read once; without it the rows are read into memory to measure them first.
+    """
+    if widths is None:
+        rows = list(rows)
+        widths = table_widths(rows, now)
+    for line in chain([HEADER], (table_cells(row, now) for row in rows)):
+        yield "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()

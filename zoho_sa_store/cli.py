@@ -17,7 +17,8 @@ Exit codes:
     0: success.
     1: a failure: the database, the SDK or a source file failed (one line naming the
        command and the cause: :func:`describe_failure`), no database at a SQLite path, or
-       ``show``/``delete`` found no such id. Nothing was changed by a failed import.
+       ``show``/``delete`` found no such id. An import whose source cannot be read wrote
+       nothing; one stopped by the database keeps the batches before the failure.
     2: a usage error (bad option or argument, ``delete-all`` without ``--yes``).
     3: the command ran and found something to act on: ``check``, the schema is not at head
        (or differs from the model), or rows are under key ids not configured; an import,
@@ -31,10 +32,10 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import click
 from alembic.util import CommandError
@@ -306,13 +307,38 @@ def check(url: str | None, table_name: str | None, quick: bool) -> None:
 def list_tokens(url: str | None, table_name: str | None, as_json: bool) -> None:
     """List the stored tokens, secrets masked."""
     with _store(url, table_name) as store:
-        rows = admin.list_rows(store)
-    if as_json:
-        click.echo(admin.to_json(rows))
-    elif not rows:
+        if as_json:
+            _write_json(sys.stdout, admin.iter_rows(store))
+            return
+        # two passes over the pages: the column widths, then the lines
+        widths = admin.table_widths(admin.iter_rows(store))
+        lines = admin.table_lines(admin.iter_rows(store), widths=widths)
+        header, shown = next(lines), 0
+        for line in lines:
+            if not shown:
+                click.echo(header)
+            click.echo(line)
+            shown += 1
+    if not shown:
         click.echo("no tokens")
-    else:
-        click.echo("\n".join(admin.table_lines(rows)))
+
+
+def _write_json(
+    file: IO[str], rows: Iterable[admin.TokenRow], include_secrets: bool = False
+) -> int:
+    """Write ``rows`` to ``file`` as one JSON array, a row at a time; the number written."""
+    count = 0
+
+    def counted() -> Iterator[admin.TokenRow]:
+        nonlocal count
+        for row in rows:
+            count += 1
+            yield row
+
+    for chunk in admin.json_chunks(counted(), include_secrets=include_secrets):
+        file.write(chunk)
+    file.write("\n")
+    return count
 
 
 @command()
@@ -371,14 +397,15 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> timedel
 @dry_run_option
 def purge(url: str | None, table_name: str | None, older_than: timedelta, dry_run: bool) -> None:
     """Delete tokens without a refresh token whose access token expired long ago."""
+    count = 0
     with _store(url, table_name) as store:
-        rows = admin.purge(store, older_than, dry_run=dry_run)
-    for row in rows:
-        user, client = row["user_name"] or "-", row["client_id"] or "-"
-        where = f"  ({row['table']})" if row.get("table") else ""  # the duplicates side table
-        line = f"{row['id']}  {user}  {client}  {admin.describe_expiry(row)}{where}"
-        click.echo(printable(line))
-    click.echo(f"{'would delete' if dry_run else 'deleted'} {len(rows)} token(s)")
+        for row in admin.iter_purge(store, older_than, dry_run=dry_run):
+            user, client = row["user_name"] or "-", row["client_id"] or "-"
+            where = f"  ({row['table']})" if row.get("table") else ""  # the duplicates table
+            line = f"{row['id']}  {user}  {client}  {admin.describe_expiry(row)}{where}"
+            click.echo(printable(line))
+            count += 1
+    click.echo(f"{'would delete' if dry_run else 'deleted'} {count} token(s)")
 
 
 @command()
@@ -389,21 +416,24 @@ def export(
 ) -> None:
     """Print every token as a JSON array (secrets masked unless --include-secrets)."""
     with _store(url, table_name) as store:
-        rows = admin.list_rows(store)
-    text = admin.to_json(rows, include_secrets=include_secrets)
-    if output is None or output == "-":
-        click.echo(text)
-        return
-    try:
-        admin.write_private(output, text + "\n")
-    except OSError as error:
-        why = error.strerror or error
-        raise click.ClickException(f"cannot write {printable(output)}: {why}") from None
-    click.echo(f"exported {len(rows)} token(s) to {printable(output)}", err=True)
+        rows = admin.iter_rows(store, operation="export")
+        if output is None or output == "-":
+            _write_json(sys.stdout, rows, include_secrets)
+            return
+        try:
+            with admin.open_private(output) as file:
+                count = _write_json(file, rows, include_secrets)
+        except OSError as error:
+            why = error.strerror or error
+            raise click.ClickException(f"cannot write {printable(output)}: {why}") from None
+    click.echo(f"exported {count} token(s) to {printable(output)}", err=True)
 
 
 def _import(
-    url: str | None, table_name: str | None, rows: Sequence[importers.SourceRow], dry_run: bool
+    url: str | None,
+    table_name: str | None,
+    rows: importers.FileStoreRows | importers.DBStoreRows | Sequence[importers.SourceRow],
+    dry_run: bool,
 ) -> None:
     with _store(url, table_name) as store:
         if sys.stderr.isatty():
@@ -427,7 +457,7 @@ def _import(
 def import_filestore(
     url: str | None, table_name: str | None, path: str, encoding: str, dry_run: bool
 ) -> None:
-    """Import the SDK FileStore's CSV file PATH (e.g. sdk_tokens.txt), in one transaction."""
+    """Import the SDK FileStore's CSV file PATH (e.g. sdk_tokens.txt), in batches."""
     _settings(url, table_name)
     _import(url, table_name, importers.read_filestore(path, encoding=encoding), dry_run)
 
@@ -445,7 +475,7 @@ def import_filestore(
 def import_dbstore(
     url: str | None, table_name: str | None, source_url: str, source_table: str, dry_run: bool
 ) -> None:
-    """Import the SDK DBStore's table from the database at URL, in one transaction."""
+    """Import the SDK DBStore's table from the database at URL, in batches."""
     _settings(url, table_name)
     try:
         rows = importers.read_dbstore(source_url, source_table)

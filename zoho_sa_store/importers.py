@@ -1,65 +1,75 @@
 """Import tokens from the SDK's own stores: ``FileStore``'s CSV file and ``DBStore``'s table.
 
-Sources, as the SDK (``zohocrmsdk/src/com/zoho/api/authenticator/store/``) writes them:
-
-* ``FileStore``: a CSV file (``csv`` module, ``QUOTE_MINIMAL``; None is an empty field)
-  whose header is ``id,user_name,client_id,client_secret,refresh_token,access_token,
-  grant_token,expiry_time,redirect_uri,api_domain``, or the older nine columns without
-  ``api_domain``. Blank lines are skipped.
-* ``DBStore``: a table (``oauthtoken`` by default) in any database SQLAlchemy reaches, with
-  the SDK's columns; ``api_domain`` may be missing.
+The sources are read by :mod:`zoho_sa_store.sources` (re-exported here), a row at a time.
 
 Guarantees: ids are kept (a row without one gets a new UUID). Every row is validated as the
 store validates a token (:func:`zoho_sa_store.tokens.token_fields`) and must hold an access,
 refresh or grant token; a bad row is reported as invalid and not written. A row that is
 already stored with the same values is unchanged, so running an import twice changes
 nothing. A row whose id is stored with other values, or whose (user_name, client_id) another
-id holds, is reported as a conflict and never overwritten. The import is one transaction:
-it writes all the rows it imports or, on a database failure, none.
+id holds, is reported as a conflict and never overwritten.
+
+Rows are imported :data:`INSERT_BATCH` at a time, each batch one short transaction: the
+stored rows its source rows could clash with are read, every row decided, the new ones
+inserted. Memory stays bounded whatever the size of the source and of the table (a dry run
+keeps the rows it would import on disk, to judge later rows against them:
+:mod:`zoho_sa_store.dry_run`), and an app's saves wait for one batch at most. A failure
+stops the import: the batches before it stay written, and running the import again finds
+them unchanged.
 """
 
 from __future__ import annotations
 
-import csv
-import re
+import functools
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
-from itertools import chain
-from pathlib import Path
+from itertools import islice
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, MetaData, Table, create_engine, insert, select
-from sqlalchemy.exc import IntegrityError, NoSuchTableError
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Connection, Table, insert, or_, select
+from sqlalchemy.exc import IntegrityError
 
-from zoho_sa_store.admin import run
-from zoho_sa_store.errors import TokenStoreError, sqlite_text_safely
-from zoho_sa_store.hygiene import safe_url
+from zoho_sa_store.cipher import DIGEST_COLUMNS
+from zoho_sa_store.dry_run import DryRunRows
+from zoho_sa_store.errors import TokenStoreError
 from zoho_sa_store.model import SDK_COLUMNS
+from zoho_sa_store.paging import run, run_batch
 from zoho_sa_store.sdk import OAuthToken, SDKException, UserSignature
-from zoho_sa_store.settings import LOGGING_NAME
+from zoho_sa_store.sealing import Sealing
+from zoho_sa_store.sources import (
+    DBSTORE_TABLE,
+    FILESTORE_HEADER,
+    DBStoreRows,
+    FileStoreRows,
+    SourceError,
+    SourceRow,
+    read_dbstore,
+    read_filestore,
+)
 from zoho_sa_store.store import SQLAlchemyTokenStore
-from zoho_sa_store.tokens import TokenFields, check_expiry, token_fields
+from zoho_sa_store.tokens import TokenFields, check_expiry, stored, token_fields
 
-FILESTORE_HEADER = (*SDK_COLUMNS[:8], "redirect_uri", "api_domain")
-"""The header ``FileStore`` writes (its ninth column is ``redirect_uri``)."""
-DBSTORE_TABLE = "oauthtoken"
+__all__ = [
+    "DBSTORE_TABLE",
+    "FILESTORE_HEADER",
+    "INSERT_BATCH",
+    "DBStoreRows",
+    "FileStoreRows",
+    "ImportReport",
+    "SourceError",
+    "SourceRow",
+    "import_rows",
+    "read_dbstore",
+    "read_filestore",
+    "validate",
+]
+
 INSERT_BATCH = 500
-"""Rows per multi-row ``INSERT`` within the import's transaction."""
-_SOURCE_TABLE = re.compile(r"[A-Za-z0-9_]{1,64}\Z")  # DBStore's own rule, at most 64 long
-
-
-class SourceError(Exception):
-    """The source cannot be read as a FileStore file or a DBStore table; nothing imported."""
-
-
-class SourceRow(NamedTuple):
-    """One row of a source: where it is (for messages) and its values by column name."""
-
-    where: str
-    values: dict[str, object]
+"""Source rows per transaction (one multi-row ``INSERT``)."""
+BATCH_ATTEMPTS = 3
+"""Tries of a batch whose insert met a row another writer stored meanwhile."""
 
 
 @dataclass
@@ -83,87 +93,13 @@ class ImportReport:
             f"conflicts {len(self.conflicts)}, invalid {len(self.invalid)}"
         )
 
-
-def read_filestore(path: str | Path, *, encoding: str = "utf-8") -> list[SourceRow]:
-    """The rows of a FileStore CSV file.
-
-    Raises:
-        SourceError: the file cannot be read, is not text in ``encoding``, is not CSV, or its
-            header is not FileStore's (10 or the older 9 columns).
-    """
-    rows: list[SourceRow] = []
-    header: tuple[str, ...] | None = None
-    try:
-        with open(path, newline="", encoding=encoding) as file:
-            reader = csv.reader(file, strict=True)
-            try:
-                for record in reader:
-                    if not any(value.strip() for value in record):
-                        continue
-                    if header is None:
-                        header = _header(record)
-                        continue
-                    where = f"line {reader.line_num}"
-                    if len(record) != len(header):
-                        where += f" ({len(record)} fields, expected {len(header)})"
-                        rows.append(SourceRow(where, {}))
-                    else:
-                        rows.append(SourceRow(where, dict(zip(header, record, strict=True))))
-            except csv.Error as error:
-                raise SourceError(f"{path}, line {reader.line_num}: {error}") from error
-    except OSError as error:
-        raise SourceError(f"cannot read {path}: {error.strerror or error}") from error
-    except UnicodeDecodeError as error:
-        raise SourceError(f"{path} is not {encoding} text (see --encoding)") from error
-    except LookupError as error:
-        raise SourceError(f"unknown encoding {encoding!r}") from error
-    return rows
-
-
-def _header(record: list[str]) -> tuple[str, ...]:
-    names = [name.strip().lstrip("\ufeff").lower() for name in record]
-    names = ["redirect_url" if name == "redirect_uri" else name for name in names]
-    if names in (list(SDK_COLUMNS), list(SDK_COLUMNS[:9])):
-        return tuple(names)
-    expected = ",".join(FILESTORE_HEADER)
-    raise SourceError(f"not a FileStore file: the first line is not the header {expected}")
-
-
-def read_dbstore(url: str, table: str = DBSTORE_TABLE) -> list[SourceRow]:
-    """The rows of a DBStore table in the database at ``url`` (read only, ordered by id).
-
-    Raises:
-        ValueError: ``table`` is not a name DBStore accepts.
-        SourceError: the table does not exist or lacks one of the SDK's columns.
-        sqlalchemy.exc.SQLAlchemyError: the database failed.
-    """
-    if not _SOURCE_TABLE.match(table):
-        raise ValueError(f"invalid table name {table!r}: letters, digits and underscores only")
-    # our logging name: the DEBUG row log of this engine is hidden too (rows hold secrets)
-    engine = create_engine(url, hide_parameters=True, logging_name=LOGGING_NAME, poolclass=NullPool)
-    shown, database = safe_url(engine.url), engine.url.database
-    sqlite_text_safely(engine)  # a value that is not UTF-8 is never quoted
-    sqlite_file = engine.dialect.name == "sqlite" and not engine.url.query.get("uri")
-    if sqlite_file and database and database != ":memory:" and not Path(database).is_file():
-        raise SourceError(f"no SQLite database file {database}")  # connecting would make one
-    try:
-        with engine.connect() as conn:
-            try:
-                source = Table(table, MetaData(), autoload_with=conn)
-            except NoSuchTableError as error:
-                raise SourceError(f"no table {table!r} in {shown}") from error
-            columns = {column.name.lower(): column for column in source.columns}
-            missing = [name for name in SDK_COLUMNS[:9] if name not in columns]
-            if missing:
-                raise SourceError(f"table {table!r} has no column {', '.join(missing)}")
-            wanted = [columns[name].label(name) for name in SDK_COLUMNS if name in columns]
-            result = conn.execute(select(*wanted).order_by(columns["id"]))
-            return [
-                SourceRow(f"row {number} (id {row['id']!r})", dict(row))
-                for number, row in enumerate(result.mappings(), start=1)
-            ]
-    finally:
-        engine.dispose()
+    def add(self, other: ImportReport) -> None:
+        """Count ``other`` (one batch's report) in this one."""
+        self.read += other.read
+        self.imported += other.imported
+        self.unchanged += other.unchanged
+        self.conflicts += other.conflicts
+        self.invalid += other.invalid
 
 
 def validate(values: dict[str, object], new_id: str) -> TokenFields:
@@ -209,10 +145,30 @@ def _differences(a: TokenFields, b: TokenFields) -> str:
     return ", ".join(f.name for f in fields(a) if getattr(a, f.name) != getattr(b, f.name))
 
 
-class _Index:
-    """The target table's rows, kept current as the import goes (in memory)."""
+class _Checked(NamedTuple):
+    """One source row, validated once (a retried batch keeps its new ids)."""
 
-    def __init__(self, rows: Iterable[TokenFields]) -> None:
+    row: SourceRow
+    new: TokenFields | None
+    error: str | None
+    has_id: bool
+
+
+def _check(row: SourceRow) -> _Checked:
+    given_id = row.values.get("id")
+    has_id = given_id is not None and bool(str(given_id).strip())
+    if not row.values:
+        return _Checked(row, None, row.where, has_id)
+    try:
+        return _Checked(row, validate(row.values, str(uuid.uuid4())), None, has_id)
+    except (TypeError, ValueError) as error:
+        return _Checked(row, None, f"{row.where}: {error}", has_id)
+
+
+class _Index:
+    """Rows by id, by (user_name, client_id) and by their values (without id), in memory."""
+
+    def __init__(self, rows: Iterable[TokenFields] = ()) -> None:
         self.by_id: dict[str, TokenFields] = {}
         self.by_user: dict[tuple[str, str], str] = {}
         self.by_values: dict[TokenFields, str] = {}
@@ -228,62 +184,155 @@ class _Index:
 
 
 def import_rows(
-    store: SQLAlchemyTokenStore, rows: Iterable[SourceRow], *, dry_run: bool = False
+    store: SQLAlchemyTokenStore,
+    rows: Iterable[SourceRow],
+    *,
+    dry_run: bool = False,
+    batch: int | None = None,
 ) -> ImportReport:
-    """Import source rows into the store's table, in one transaction.
+    """Import source rows into the store's table, ``batch`` rows (default
+    :data:`INSERT_BATCH`) per short transaction.
 
-    ``dry_run``: decide everything, write nothing. See the module's docstring for what
-    counts as unchanged, a conflict or invalid.
+    ``dry_run``: decide everything, write nothing to the store (the rows it would import
+    are kept on disk meanwhile: :class:`~zoho_sa_store.dry_run.DryRunRows`). See the
+    module's docstring for what counts as unchanged, a conflict or invalid. A batch whose
+    insert meets a row that another writer stored after the batch read the table is
+    decided again (up to :data:`BATCH_ATTEMPTS` times).
 
     Raises:
-        TokenStoreError: the database failed, or another writer stored a clashing row during
-            the import; nothing was imported.
+        TokenStoreError: the database failed, or other writers kept storing clashing rows;
+            the batches before it were imported (running the import again finds them
+            unchanged).
     """
+    batch = INSERT_BATCH if batch is None else batch
     report = ImportReport()
-
-    def work(conn: Connection) -> None:
-        c = store.table.c
-        current = conn.execute(select(*(c[n] for n in SDK_COLUMNS), c.key_id))
-        index = _Index(store.sealing.open_row(row._mapping) for row in current)
-        pending: list[dict[str, Any]] = []
-        for row in chain(rows, [None]):  # None: the end, to write the last batch
-            new = None if row is None else _decide(row, index, report)
-            if new is not None:
-                index.add(new)
-                values = {name: getattr(new, name) for name in SDK_COLUMNS}
-                values["client_id"] = new.client_id or ""
-                pending.append(store.sealing.sealed(str(new.id), values))  # keys: sealed
-            if pending and (row is None or len(pending) >= INSERT_BATCH):
-                saved_at = time.time_ns() // 1000
-                if not dry_run:
-                    conn.execute(
-                        insert(store.table), [{**v, "saved_at": saved_at} for v in pending]
-                    )
-                pending.clear()
-
+    scratch = DryRunRows() if dry_run else None
+    source = iter(rows)
     try:
-        run(store, "import", work, write=not dry_run)
-    except TokenStoreError as error:
-        if isinstance(error.cause, IntegrityError):
-            message = "import failed: another writer stored a clashing row meanwhile; "
-            raise TokenStoreError(message + "nothing was imported", cause=error.cause) from error
-        raise
+        while chunk := [_check(row) for row in islice(source, batch)]:
+            report.add(_import_with_retries(store, chunk, scratch, report.read))
+    finally:
+        if scratch is not None:
+            scratch.close()
     return report
 
 
-def _decide(row: SourceRow, index: _Index, report: ImportReport) -> TokenFields | None:
+def _import_with_retries(
+    store: SQLAlchemyTokenStore, chunk: list[_Checked], scratch: DryRunRows | None, done: int
+) -> ImportReport:
+    for attempt in range(1, BATCH_ATTEMPTS + 1):
+        work = functools.partial(_import_batch, store, chunk, scratch)
+        try:
+            if scratch is None:
+                return run_batch(store, "import", work)
+            return run(store, "import", work)
+        except TokenStoreError as error:
+            if not isinstance(error.cause, IntegrityError):
+                raise
+            if attempt == BATCH_ATTEMPTS:
+                message = (
+                    "import failed: other writers kept storing clashing rows; the first "
+                    f"{done} rows were imported (run the import again)"
+                )
+                raise TokenStoreError(message, cause=error.cause) from error
+    raise AssertionError("unreachable")
+
+
+def _import_batch(
+    store: SQLAlchemyTokenStore, chunk: list[_Checked], scratch: DryRunRows | None, conn: Connection
+) -> ImportReport:
+    """Decide one batch against the rows it could clash with, and insert the new ones."""
+    stored_rows = _stored_related(conn, store.table, chunk, store.sealing)
+    if scratch is None:
+        return _decide_batch(chunk, stored_rows, lambda rows: _insert(conn, store, rows))
+    # a dry run judges digests (equal values, equal digests) against the scratch rows too
+    judged = [c._replace(new=scratch.digested(c.new)) if c.new else c for c in chunk]
+    with scratch.engine.begin() as kept:
+        earlier = _stored_related(kept, scratch.table, judged)
+        digested = [scratch.digested(row) for row in stored_rows]
+        return _decide_batch(judged, digested + earlier, lambda rows: scratch.add(kept, rows))
+
+
+def _decide_batch(
+    chunk: list[_Checked],
+    related: list[TokenFields],
+    write: Callable[[list[TokenFields]], None],
+) -> ImportReport:
+    part = ImportReport()
+    index = _Index(related)
+    new_rows: list[TokenFields] = []
+    for checked in chunk:
+        new = _decide(checked, index, part)
+        if new is not None:
+            index.add(new)
+            new_rows.append(new)
+    if new_rows:
+        write(new_rows)
+    return part
+
+
+def _stored_related(
+    conn: Connection, table: Table, chunk: list[_Checked], sealing: Sealing | None = None
+) -> list[TokenFields]:
+    """The stored rows the batch's rows could match: by id, by user name, and (for rows
+    without an id) by an access, grant or refresh token, which equal values share.
+
+    With the store's ``sealing``, rows are read with their ``key_id`` and opened, and a
+    token is also compared by its digests (sealed rows hold no token to compare).
+    """
+    c = table.c
+    valid = [(checked.new, checked.has_id) for checked in chunk if checked.new is not None]
+    wanted: dict[str, set[str]] = {"id": set(), "user_name": set()}
+    for new, has_id in valid:
+        if has_id and new.id is not None:
+            wanted["id"].add(new.id)
+        if new.user_name is not None:
+            wanted["user_name"].add(new.user_name)
+        if not has_id:  # an indexed token column first
+            name = next(n for n in _VALUE_KEYS if getattr(new, n) is not None)
+            wanted.setdefault(name, set()).add(getattr(new, name))
+    columns = [c[name] for name in SDK_COLUMNS]
+    if sealing is not None:
+        columns.append(c.key_id)
+    found: list[TokenFields] = []
+    for name, values in wanted.items():
+        if not values:
+            continue
+        matches = [c[name].in_(sorted(values))]
+        if sealing is not None and sealing.keyed and name in DIGEST_COLUMNS:
+            digests = {digest for value in values for digest in sealing.digests(name, value)}
+            matches.append(c[DIGEST_COLUMNS[name]].in_(sorted(digests)))
+        rows = conn.execute(select(*columns).where(or_(*matches)))
+        opened = (
+            stored(r._mapping) if sealing is None else sealing.open_row(r._mapping) for r in rows
+        )
+        found.extend(opened)
+    return found
+
+
+_VALUE_KEYS = ("access_token", "grant_token", "refresh_token")
+
+
+def _insert(conn: Connection, store: SQLAlchemyTokenStore, rows: list[TokenFields]) -> None:
+    """Insert new rows (one multi-row ``INSERT``), as the store stores them (sealed when
+    it has keys)."""
+    saved_at = time.time_ns() // 1000
+    values: list[dict[str, Any]] = [
+        {**{name: getattr(row, name) for name in SDK_COLUMNS}, "saved_at": saved_at} for row in rows
+    ]
+    for value in values:
+        value["client_id"] = value["client_id"] or ""
+    # with keys: secrets sealed for their row, digests and key_id (the same keys in each)
+    conn.execute(insert(store.table), [store.sealing.sealed(v["id"], v) for v in values])
+
+
+def _decide(checked: _Checked, index: _Index, report: ImportReport) -> TokenFields | None:
     """The row to insert, or None (unchanged, a conflict or invalid); counted in ``report``."""
     report.read += 1
-    if not row.values:
-        report.invalid.append(row.where)
+    row, new, has_id = checked.row, checked.new, checked.has_id
+    if new is None:
+        report.invalid.append(checked.error or row.where)
         return None
-    try:
-        new = validate(row.values, str(uuid.uuid4()))
-    except (TypeError, ValueError) as error:
-        report.invalid.append(f"{row.where}: {error}")
-        return None
-    given_id = row.values.get("id")
-    has_id = given_id is not None and bool(str(given_id).strip())
     assert new.id is not None
     existing = index.by_id.get(new.id) if has_id else None
     if existing is not None:

@@ -47,6 +47,7 @@ from zoho_sa_store.settings import (
 )
 from zoho_sa_store.statements import Statements, bind, parameters
 from zoho_sa_store.tokens import (
+    SharedValues,
     TokenFields,
     check_expiry,
     clean_id,
@@ -298,20 +299,24 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
     def get_tokens(self) -> list[OAuthToken]:
         """Every stored token, as complete ``OAuthToken`` objects ordered by id.
 
+        Read a page at a time (:meth:`iter_tokens`), so the list itself is all that grows
+        with the table; the tokens share equal client ids and secrets, redirect URLs and API
+        domains (:class:`~zoho_sa_store.tokens.SharedValues`).
+
         Raises:
             TokenStoreError: the database failed.
         """
-        return [new_token(row) for row in self.all_fields()]
+        return list(self.iter_tokens())
 
     def all_fields(self) -> list[TokenFields]:
-        """Every stored row's values, ordered by id (the SDK-free part of :meth:`get_tokens`).
+        """Every stored row's values, opened, ordered by id (the SDK-free part of
+        :meth:`get_tokens`; read a page at a time as :meth:`iter_fields` does).
 
         Raises:
-            TokenStoreError: the database failed.
+            TokenStoreError: the database failed, or a row is sealed under a key this store
+                does not hold.
         """
-        stmt = self._sql.select(()).order_by(self.table.c.id)
-        rows: Sequence[Row[Any]] = self._db.run("get_tokens", lambda conn: conn.execute(stmt).all())
-        return [self.sealing.open_row(row._mapping) for row in rows]
+        return list(self.iter_fields())
 
     def iter_tokens(self, batch: int = 1000) -> Iterator[OAuthToken]:
         """Every stored token, as complete ``OAuthToken`` objects ordered by id, streamed.
@@ -321,15 +326,26 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
 
         Raises:
             ValueError: ``batch`` is not a positive int.
-            TokenStoreError: the database failed.
+            TokenStoreError: the database failed, or a row is sealed under a key this store
+                does not hold.
+        """
+        return (new_token(fields) for fields in self.iter_fields(batch))
+
+    def iter_fields(self, batch: int = 1000) -> Iterator[TokenFields]:
+        """Every stored row's values, opened, ordered by id, ``batch`` rows per read (the
+        SDK-free part of :meth:`iter_tokens`, which raises as it does).
+
+        Values many rows repeat (client id and secret, redirect URL, API domain) are shared
+        (:class:`~zoho_sa_store.tokens.SharedValues`).
         """
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise ValueError(f"batch must be a positive int, not {batch!r}")
         after = ""
+        shared = SharedValues()
         while True:
             rows = self._db.run("iter_tokens", functools.partial(self._page, after, batch))
             for row in rows:
-                yield new_token(self.sealing.open_row(row._mapping))
+                yield shared(self.sealing.open_row(row._mapping))
             if len(rows) < batch:
                 return
             after = rows[-1].id
