@@ -8,6 +8,7 @@ as ``user_name``).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -206,11 +207,17 @@ _GETTERS = {
 }
 
 
-_ACCESSORS = tuple(
-    (name, getattr(OAuthToken, _GETTERS[name]), getattr(OAuthToken, setter))
-    for name, setter in _SETTERS.items()
-)
-"""(column, the SDK's getter, its setter) as plain functions: no bound method per call."""
+@functools.cache
+def _accessors() -> tuple[tuple[str, Any, Any], ...]:
+    """(column, the SDK's getter, its setter) as plain functions: no bound method per call.
+
+    Looked up at first use, not at import: without ``zohocrmsdk`` (the ``zcrmsdk``
+    generations, or no SDK) the package still imports.
+    """
+    return tuple(
+        (name, getattr(OAuthToken, _GETTERS[name]), getattr(OAuthToken, setter))
+        for name, setter in _SETTERS.items()
+    )
 
 
 def stored(row: Any) -> TokenFields:
@@ -226,7 +233,7 @@ def merge_into(token: OAuthToken, row: TokenFields) -> OAuthToken:
 
     Returns the same token object, as ``find_token`` must (the SDK uses the given object).
     """
-    for name, get, put in _ACCESSORS:
+    for name, get, put in _accessors():
         value = getattr(row, name)
         if value is not None and get(token) is None:
             put(token, value)
