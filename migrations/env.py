@@ -19,7 +19,8 @@ from sqlalchemy.pool import NullPool
 
 from zoho_sa_store.migrate import migration_lock, version_table
 from zoho_sa_store.model import DEFAULT_TABLE_NAME, NAMING_CONVENTION, token_table
-from zoho_sa_store.settings import URL_ENV_VAR, WRITE, check_table_name, make_engine
+from zoho_sa_store.settings import URL_ENV_VAR, check_table_name, make_engine
+from zoho_sa_store.transactions import WRITE
 
 config = context.config
 LOGGING_SECTIONS = ("loggers", "handlers", "formatters")

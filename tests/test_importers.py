@@ -16,7 +16,7 @@ from zohocrmsdk.src.com.zoho.api.authenticator.store.file_store import FileStore
 from zohocrmsdk.src.com.zoho.crm.api.user_signature import UserSignature
 
 from tests.factories import values
-from zoho_sa_store import SQLAlchemyTokenStore, TokenStoreError, cli, importers
+from zoho_sa_store import SQLAlchemyTokenStore, TokenStoreError, cli, cli_data, importers
 from zoho_sa_store.dry_run import DryRunRows
 from zoho_sa_store.importers import (
     FILESTORE_HEADER,
@@ -383,5 +383,5 @@ def test_progress_bar_on_a_terminal(
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     monkeypatch.setattr(click, "progressbar", progressbar)
     with click.Context(cli.main):
-        cli._import(backend_url, None, read_filestore(path), dry_run=False)
+        cli_data._import(backend_url, None, read_filestore(path), dry_run=False)
     assert shown == [3] and len(store.get_tokens()) == 3

@@ -159,7 +159,7 @@ def test_clock_skew_is_logged_once_per_process(
     monkeypatch: pytest.MonkeyPatch,
     offset: float,
 ) -> None:
-    import zoho_sa_store.store as store_module
+    import zoho_sa_store.refresh_lock as store_module
 
     monkeypatch.setattr(store_module, "_skew_warned_in", None)
     with SQLAlchemyTokenStore(server_url) as store, ZohoStandIn() as stand_in:

@@ -17,7 +17,8 @@ from zoho_sa_store.errors import driver_code
 from zoho_sa_store.migrate import head as migrate_head
 from zoho_sa_store.migrate import version_table
 from zoho_sa_store.model import DEFAULT_TABLE_NAME
-from zoho_sa_store.settings import ONE_STATEMENT, check_table_name, make_engine, sqlite_file
+from zoho_sa_store.settings import check_table_name, make_engine, sqlite_file
+from zoho_sa_store.transactions import ONE_STATEMENT
 
 MISSING_TABLE_CODES = frozenset({"42P01", "42S02", "1146"})
 """PostgreSQL's undefined_table; MySQL/MariaDB's SQLSTATE and errno for no such table."""

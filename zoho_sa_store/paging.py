@@ -19,9 +19,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from zoho_sa_store.errors import store_error
 from zoho_sa_store.model import SDK_COLUMNS
-from zoho_sa_store.settings import write_transaction
 from zoho_sa_store.store import SQLAlchemyTokenStore
 from zoho_sa_store.tokens import stored
+from zoho_sa_store.transactions import write_transaction
 
 T = TypeVar("T")
 TokenRow = dict[str, str | None]

@@ -32,14 +32,14 @@ from sqlalchemy.pool import PoolProxiedConnection, StaticPool
 
 from zoho_sa_store.errors import TokenStoreError, connection_failure, driver_code, store_error
 from zoho_sa_store.readers import Readers
-from zoho_sa_store.settings import (
+from zoho_sa_store.settings import WRITE_TIMEOUT_S
+from zoho_sa_store.token_endpoint import RefreshError
+from zoho_sa_store.transactions import (
     AUTOCOMMIT_ENGINES,
     ONE_STATEMENT,
-    WRITE_TIMEOUT_S,
     sqlite_busy_timeout,
     write_transaction,
 )
-from zoho_sa_store.token_endpoint import RefreshError
 
 log = logging.getLogger("zoho_sa_store.store")
 T = TypeVar("T")
