@@ -191,16 +191,26 @@ def _version(dist: str) -> str | None:
 
 
 def _commit(repo: Path) -> str | None:
-    """The checked-out commit, read from .git (the work tree may hold other changes)."""
+    """The checked-out commit, read from .git (the work tree may hold other changes).
+
+    In a linked work tree ``.git`` is a file naming its own git directory, whose
+    ``commondir`` holds the refs.
+    """
     try:
-        head = (repo / ".git" / "HEAD").read_text().strip()
+        git = repo / ".git"
+        if git.is_file():
+            git = (repo / git.read_text().strip().removeprefix("gitdir: ")).resolve()
+        common = (
+            git / (git / "commondir").read_text().strip() if (git / "commondir").exists() else git
+        )
+        head = (git / "HEAD").read_text().strip()
         if not head.startswith("ref: "):
             return head
         ref = head[5:]
-        path = repo / ".git" / ref
-        if path.exists():
-            return path.read_text().strip()
-        for line in (repo / ".git" / "packed-refs").read_text().splitlines():
+        for where in (git, common):
+            if (where / ref).exists():
+                return (where / ref).read_text().strip()
+        for line in (common / "packed-refs").read_text().splitlines():
             if line.endswith(" " + ref):
                 return line.split()[0]
     except OSError:
