@@ -19,7 +19,7 @@ import zoho_sa_store
 from bench import db
 from bench.blog import TABLE as BLOG_TABLE
 from bench.blog import BlogSQLiteStore
-from bench.rows import OUR_COLUMNS, batches, our_row, sdk_row, user_name
+from bench.rows import OUR_COLUMNS, Row, batches, our_row, sdk_row, user_name
 
 
 @dataclass
@@ -70,6 +70,11 @@ class DBAPITarget(Target):
     conn: Any
     table: str
     mark = "%s"
+    columns: tuple[str, ...] = OUR_COLUMNS
+
+    def row(self, i: int) -> Row:
+        """Row ``i`` as inserted, in :attr:`columns` order."""
+        return our_row(i)
 
     def _one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         cur = self.conn.cursor()
@@ -107,10 +112,11 @@ class OurSQLite(DBAPITarget):
     def fill(self, n: int) -> None:
         self.conn.execute("PRAGMA cache_size=-500000")
         sql = (
-            f"INSERT INTO {self.table} ({', '.join(OUR_COLUMNS)}) VALUES ({placeholders('?', 11)})"
+            f"INSERT INTO {self.table} ({', '.join(self.columns)}) "
+            f"VALUES ({placeholders('?', len(self.columns))})"
         )
         self.conn.execute("BEGIN")
-        for chunk in batches(n, our_row):
+        for chunk in batches(n, self.row):
             self.conn.executemany(sql, chunk)
         self.conn.execute("COMMIT")
         self.conn.execute("ANALYZE")

@@ -9,7 +9,7 @@ from typing import Any
 import zoho_sa_store
 from bench import db
 from bench.fill import DBAPITarget, placeholders
-from bench.rows import OUR_COLUMNS, SDK_COLUMNS, batches, our_row, padded_id, sdk_row, uuid_id
+from bench.rows import SDK_COLUMNS, Row, batches, padded_id, sdk_row, uuid_id
 
 DBSTORE_DDL = (
     "CREATE TABLE IF NOT EXISTS `{table}` (id varchar(10) NOT NULL, user_name varchar(255), "
@@ -38,8 +38,8 @@ class OurPostgres(DBAPITarget):
     def fill(self, n: int) -> None:
         self.conn.autocommit = False
         cur = self.conn.cursor()
-        sql = f"COPY {self.table} ({', '.join(OUR_COLUMNS)}) FROM STDIN WITH (FORMAT csv)"
-        for chunk in batches(n, our_row):
+        sql = f"COPY {self.table} ({', '.join(self.columns)}) FROM STDIN WITH (FORMAT csv)"
+        for chunk in batches(n, self.row):
             buffer = io.StringIO()
             csv.writer(buffer).writerows(chunk)
             buffer.seek(0)
@@ -51,7 +51,6 @@ class OurPostgres(DBAPITarget):
 
 class _MySQLTarget(DBAPITarget):
     method = "PyMySQL executemany (multi-row INSERT), 2,000 rows per statement and commit"
-    columns: tuple[str, ...] = OUR_COLUMNS
 
     def __init__(self, url: str, table: str, database: str | None = None) -> None:
         self.url, self.table, self.database = url, table, database
@@ -63,9 +62,6 @@ class _MySQLTarget(DBAPITarget):
 
     def clear(self) -> None:
         self.conn.cursor().execute(f"TRUNCATE TABLE {self.table}")
-
-    def row(self, i: int) -> tuple[Any, ...]:
-        return our_row(i)
 
     def order(self, n: int) -> list[int]:
         return list(range(n))
@@ -145,5 +141,5 @@ class DBStoreTable(_MySQLTarget):
         super().prepare()
         self.conn.cursor().execute(DBSTORE_DDL.format(table=self.table))
 
-    def row(self, i: int) -> tuple[Any, ...]:
+    def row(self, i: int) -> Row:
         return sdk_row(i, padded_id)

@@ -191,16 +191,26 @@ def _version(dist: str) -> str | None:
 
 
 def _commit(repo: Path) -> str | None:
-    """The checked-out commit, read from .git (the work tree may hold other changes)."""
+    """The checked-out commit, read from .git (the work tree may hold other changes).
+
+    In a linked work tree ``.git`` is a file naming its own git directory, whose
+    ``commondir`` holds the refs.
+    """
     try:
-        head = (repo / ".git" / "HEAD").read_text().strip()
+        git = repo / ".git"
+        if git.is_file():
+            git = (repo / git.read_text().strip().removeprefix("gitdir: ")).resolve()
+        common = (
+            git / (git / "commondir").read_text().strip() if (git / "commondir").exists() else git
+        )
+        head = (git / "HEAD").read_text().strip()
         if not head.startswith("ref: "):
             return head
         ref = head[5:]
-        path = repo / ".git" / ref
-        if path.exists():
-            return path.read_text().strip()
-        for line in (repo / ".git" / "packed-refs").read_text().splitlines():
+        for where in (git, common):
+            if (where / ref).exists():
+                return (where / ref).read_text().strip()
+        for line in (common / "packed-refs").read_text().splitlines():
             if line.endswith(" " + ref):
                 return line.split()[0]
     except OSError:
@@ -284,33 +294,6 @@ def plot_find_token(measurements: list[Measurement], path: Path) -> bool:
     return True
 
 
-def markdown(measurements: list[Measurement], operations: tuple[str, ...], out: Any) -> None:
-    """The README's table: per store and backend, median and p99 µs (x floor) at each size."""
-    sizes = sorted({m.rows for m in measurements})
-    by = {(m.store, m.backend, m.rows, m.operation): m for m in measurements}
-    keys = sorted(
-        {(m.store, m.backend) for m in measurements if m.operation in operations},
-        key=lambda k: (STORE_ORDER.get(k[0], 9), BACKEND_ORDER.get(k[1], 9)),
-    )
-    for op in operations:
-        print(f"\n`{op}`: median / p99 µs (x the floor's median)\n", file=out)
-        print("| store | " + " | ".join(f"{n:,} rows" for n in sizes) + " |", file=out)
-        print("|---|" + "---|" * len(sizes), file=out)
-        for store, backend in keys:
-            cells = []
-            for n in sizes:
-                m = by.get((store, backend, n, op))
-                if m is None or m.median_us is None:
-                    cells.append("skipped" if m is not None and m.note else "-")
-                    continue
-                ratio = "" if m.ratio_to_floor is None else f" (x{m.ratio_to_floor:.1f})"
-                ratio = "" if store == "floor" else ratio
-                cells.append(f"{_num(m.median_us, 0)} / {_num(m.p99_us, 0)}{ratio}")
-            name = BACKEND_NAMES.get(backend, backend)
-            label = f"floor: {FLOOR_DRIVERS.get(backend, backend)}" if store == "floor" else store
-            print(f"| {label}, {name} | " + " | ".join(cells) + " |", file=out)
-
-
 def load(path: Path) -> list[Measurement]:
     """The measurements of a results.json."""
     data = json.loads(path.read_text())
@@ -323,7 +306,9 @@ if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if a != "--markdown"]
     results = load(Path(args[0] if args else "bench/results/results.json"))
     if "--markdown" in sys.argv:
-        markdown(results, ("find_token(user)", "save_token(insert)"), sys.stdout)
+        from bench.markdown import readme_tables
+
+        readme_tables(results, sys.stdout)
     else:
         print_table(results)
         print_memory(results)

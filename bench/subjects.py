@@ -6,13 +6,14 @@ import csv
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bench import db
 from bench.blog import TABLE as BLOG_TABLE
 from bench.blog import BlogSQLiteStore
 from bench.fill import BlogFile, FileStoreCSV, OurSQLite, Target
 from bench.fill_servers import DBStoreTable, OurMariaDB, OurPostgres
+from bench.sealed import BENCH_KEYS, SealedMariaDB, SealedPostgres, SealedSQLite, sealed_table
 from bench.stores import (
     Floor,
     Subject,
@@ -22,21 +23,35 @@ from bench.stores import (
     sql_delete_inserted,
 )
 
-STORES = ("ours", "floor", "pre_ping", "prepared", "filestore", "dbstore", "blog")
+STORES = ("ours", "floor", "pre_ping", "prepared", "encrypted", "filestore", "dbstore", "blog")
 BACKENDS = ("sqlite", "postgresql", "psycopg", "mariadb")
 """``postgresql``: PostgreSQL through psycopg2; ``psycopg``: the same database through psycopg 3."""
 REFERENCE = ("filestore", "dbstore")
 SERVER_BACKENDS = ("postgresql", "psycopg", "mariadb")
 
-VARIANTS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
-    # --stores name: (the store's name in the table, SQLAlchemyTokenStore options, backends)
-    "ours": ("ours", {}, BACKENDS),
+
+class Variant(NamedTuple):
+    """Our store in one configuration: its own row in the tables."""
+
+    name: str
+    """The store's name in the tables."""
+    options: dict[str, Any]
+    """``SQLAlchemyTokenStore`` options."""
+    backends: tuple[str, ...]
+    sealed: bool = False
+    """On the sealed copy of the rows (:mod:`bench.sealed`) instead of the plain table."""
+
+
+VARIANTS: dict[str, Variant] = {
+    # --stores name: Variant(the store's name in the table, its options, backends, sealed)
+    "ours": Variant("ours", {}, BACKENDS),
     # the reconnect strategy's price: what SQLAlchemy's pre-ping would cost every call,
     # against ours (a dead connection invalidates the pool and the call runs once more)
-    "pre_ping": ("ours+pre_ping", {"pool_pre_ping": True}, SERVER_BACKENDS),
+    "pre_ping": Variant("ours+pre_ping", {"pool_pre_ping": True}, SERVER_BACKENDS),
     # psycopg 3's server-side prepared statements, an opt-in (see the README's Configuration)
-    "prepared": ("ours+prepared", {"connect_args": {"prepare_threshold": 5}}, ("psycopg",)),
-    # the encrypted store goes here: ("ours+encrypted", {<its keyring options>}, BACKENDS)
+    "prepared": Variant("ours+prepared", {"connect_args": {"prepare_threshold": 5}}, ("psycopg",)),
+    # secrets at rest: the store with keys, on the same rows sealed once under them
+    "encrypted": Variant("ours+encrypted", {"keys": BENCH_KEYS}, BACKENDS, sealed=True),
 }
 """Our store in each configuration measured; each is its own row, on the same filled rows."""
 
@@ -51,8 +66,12 @@ class Plan:
     stores: tuple[str, ...]
     reference_max_rows: int
 
-    def sqlite_path(self, rows: int) -> Path:
-        return self.data / f"ours-{rows}.db"
+    def sqlite_path(self, rows: int, sealed: bool = False) -> Path:
+        return self.data / (f"ours-{rows}_enc.db" if sealed else f"ours-{rows}.db")
+
+    def sealed(self) -> bool:
+        """Whether a variant on the sealed copy of the rows is measured."""
+        return any(v.sealed and name in self.stores for name, v in VARIANTS.items())
 
     def runs(self, store: str, rows: int) -> bool:
         return store in self.stores and (store not in REFERENCE or rows <= self.reference_max_rows)
@@ -60,8 +79,8 @@ class Plan:
     def targets(self, rows: int) -> list[Target]:
         table = db.table_name(rows)
         out: list[Target] = []
+        servers = {db.SERVER[backend]: backend for backend in reversed(self.backends)}
         if any(store in self.stores for store in ("floor", *VARIANTS)):
-            servers = {db.SERVER[backend]: backend for backend in reversed(self.backends)}
             for server, backend in servers.items():  # psycopg2 and psycopg 3 share one table
                 if server == "sqlite":
                     out.append(OurSQLite(self.sqlite_path(rows), table))
@@ -69,6 +88,15 @@ class Plan:
                     out.append(OurPostgres(self.urls[backend], table))
                 else:
                     out.append(OurMariaDB(self.urls["mariadb"], table))
+        if self.sealed():
+            sealed = sealed_table(table)
+            for server, backend in servers.items():
+                if server == "sqlite":
+                    out.append(SealedSQLite(self.sqlite_path(rows, sealed=True), sealed))
+                elif server == "postgresql":
+                    out.append(SealedPostgres(self.urls[backend], sealed))
+                else:
+                    out.append(SealedMariaDB(self.urls["mariadb"], sealed))
         if self.runs("filestore", rows):
             out.append(FileStoreCSV(self.data / f"filestore-{rows}.csv"))
         if self.runs("dbstore", rows) and "mariadb" in self.backends:
@@ -77,8 +105,10 @@ class Plan:
             out.append(BlogFile(self.data / f"blog-{rows}.db"))
         return out
 
-    def where(self, backend: str, rows: int) -> str:
-        return str(self.sqlite_path(rows)) if backend == "sqlite" else self.urls[backend]
+    def where(self, backend: str, rows: int, sealed: bool = False) -> str:
+        if backend == "sqlite":
+            return str(self.sqlite_path(rows, sealed))
+        return self.urls[backend]
 
     def subjects(self, rows: int) -> list[Subject]:
         """Floor and ours per backend, then the SDK's stores and the blog class."""
@@ -88,9 +118,11 @@ class Plan:
             where = self.where(backend, rows)
             if "floor" in self.stores:
                 out.append(Floor(backend, where, table))
-            for variant, (name, options, backends) in VARIANTS.items():
-                if variant in self.stores and backend in backends:
-                    out.append(ours(backend, where, table, name, **options))
+            for variant, v in VARIANTS.items():
+                if variant in self.stores and backend in v.backends:
+                    at = self.where(backend, rows, v.sealed)
+                    on = sealed_table(table) if v.sealed else table
+                    out.append(ours(backend, at, on, v.name, **v.options))
         if self.runs("filestore", rows):
             out.append(file_store(self.data / f"filestore-{rows}.csv"))
         if self.runs("dbstore", rows) and "mariadb" in self.backends:
