@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -9,10 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import Engine, text
 
 from tests.factories import token
 from zoho_sa_store import SQLAlchemyTokenStore, TokenStoreError, upgrade
+from zoho_sa_store.cli import main
 from zoho_sa_store.keyring import new_entry
 from zoho_sa_store.settings import make_engine
 
@@ -148,3 +151,24 @@ def test_import_dbstore_of_a_sealed_table_is_refused_or_opened(
             return
         [row] = store.get_tokens()
         assert row.get_refresh_token() == "1000.ref.ann"
+
+
+def test_export_to_a_symlink_to_a_device_or_pipe_is_refused(
+    backend_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    # `export -o /dev/stdout` (a symlink to /proc/self/fd/1) replaced /dev/stdout itself
+    # with a regular file; here the same shape in a directory of the test's own
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for target, kind in (("/dev/null", "a character device"), (str(fifo), "a named pipe")):
+        link = tmp_path / "out.json"
+        link.symlink_to(target)
+        result = CliRunner().invoke(main, ["export", "-o", str(link), "--url", backend_url])
+        assert result.exit_code == 1, result.output
+        assert result.output == (
+            f"Error: cannot write {link}: it is a symlink to {kind}, not a regular file;"
+            " left alone\n"
+        )
+        assert link.is_symlink() and os.readlink(link) == target
+        link.unlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]  # no temp file left
