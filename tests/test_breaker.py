@@ -172,3 +172,31 @@ def test_export_to_a_symlink_to_a_device_or_pipe_is_refused(
         assert link.is_symlink() and os.readlink(link) == target
         link.unlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]  # no temp file left
+
+
+def test_every_third_party_import_is_a_declared_dependency() -> None:
+    # `pip install zoho-sa-store` without an SDK extra, then `import zoho_sa_store`, failed:
+    # ModuleNotFoundError for `requests`, which only the SDK had brought in
+    import ast
+    import importlib.metadata as metadata
+    import re
+
+    ours = {"zoho_sa_store", "zohocrmsdk", "zcrmsdk", "tests"}
+    imported: set[str] = set()
+    for source in (ROOT / "zoho_sa_store").glob("*.py"):
+        if source.name == "pytest_plugin.py":  # loaded by pytest alone (an entry point)
+            continue
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = {name for name in imported - ours if name not in sys.stdlib_module_names}
+    providers = metadata.packages_distributions()
+    needed = {re.sub(r"[-_.]+", "-", providers[name][0]).lower() for name in third_party}
+    declared = {
+        re.sub(r"[-_.]+", "-", re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0]).lower()
+        for requirement in metadata.requires("zoho-sa-store") or []
+        if "extra ==" not in requirement
+    }
+    assert needed <= declared, f"imported but not declared: {sorted(needed - declared)}"
