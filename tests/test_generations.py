@@ -176,7 +176,7 @@ def test_the_package_imports_without_any_sdk(tmp_path: Path) -> None:
         cwd=ROOT,
     )
     lines = done.stdout.splitlines()
-    assert lines[:2] == ["0002", "[]"]
+    assert lines[:2] == ["0003", "[]"]
     assert lines[2].startswith("the Zoho CRM SDK (zohocrmsdk) is not installed: ")
     assert 'pip install "zoho-sa-store[sdk8]"' in lines[2]
     assert lines[3].startswith("the Zoho CRM SDK (zcrmsdk) is not installed: ")

@@ -209,6 +209,7 @@ _GETTERS = {
 _ACCESSORS = tuple(
     (name, getattr(OAuthToken, _GETTERS[name]), getattr(OAuthToken, setter))
     for name, setter in _SETTERS.items()
+    if HAS_ZOHOCRMSDK  # without it no OAuthToken exists to merge into
 )
 """(column, the SDK's getter, its setter) as plain functions: no bound method per call."""
 
