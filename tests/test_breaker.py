@@ -252,3 +252,38 @@ def test_encryption_covers_the_duplicates_side_table(backend_url: str) -> None:
             for name in names:
                 conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
         made.dispose()
+
+
+class _Deadlock(Exception):
+    """Stands for the driver's deadlock error (MySQL errno 1213, as InnoDB reports it)."""
+
+
+def test_rotate_keys_runs_a_batch_again_after_a_deadlock(
+    backend_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # MariaDB: a worker's save and the rotation's UPDATE deadlocked and rotate-keys failed
+    # ("rotate-keys failed (OperationalError 40001)", tests/test_rotation.py under load)
+    from sqlalchemy.exc import OperationalError
+
+    from zoho_sa_store import rotation
+
+    with SQLAlchemyTokenStore(backend_url, refresh=False) as plain:
+        for i in range(5):
+            plain.save_token(token(f"u{i}@x", access=f"1000.acc.{i}", refresh=f"1000.ref.{i}"))
+    rewrite, calls = rotation._rewrite, []
+
+    def deadlock_once(*args: object) -> object:
+        calls.append(1)
+        if len(calls) == 3:
+            raise OperationalError("UPDATE oauthtoken ...", None, _Deadlock(1213, "Deadlock"))
+        return rewrite(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rotation, "_rewrite", deadlock_once)
+    with SQLAlchemyTokenStore(backend_url, keys=K1, refresh=False) as store:
+        report = rotation.rotate_keys(store, batch=2)
+        assert report.complete and report.found == 5
+        assert {t.get_refresh_token() for t in store.get_tokens()} == {
+            f"1000.ref.{i}" for i in range(5)
+        }
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT DISTINCT key_id FROM oauthtoken")).all() == [("k1",)]
