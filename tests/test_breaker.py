@@ -287,3 +287,22 @@ def test_rotate_keys_runs_a_batch_again_after_a_deadlock(
         }
     with engine.connect() as conn:
         assert conn.execute(text("SELECT DISTINCT key_id FROM oauthtoken")).all() == [("k1",)]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="`check` reports a table sealed under k1 as fine (exit 0) when the configured k1"
+    " is a different key: every read then fails, and the deploy's probe did not say so",
+)
+def test_check_says_when_the_configured_key_does_not_open_the_rows(
+    backend_url: str, engine: Engine
+) -> None:
+    with SQLAlchemyTokenStore(backend_url, keys=K1, refresh=False) as store:
+        store.save_token(token("ann@x", access="1000.acc.ann", refresh="1000.ref.ann"))
+    result = CliRunner().invoke(
+        main, ["check", "--url", backend_url], env={"ZOHO_SA_STORE_KEYS": K1_OTHER_BYTES}
+    )
+    secret = K1_OTHER_BYTES.split(":", 1)[1]
+    assert secret not in result.output
+    assert result.exit_code == 3, result.output
+    assert "k1" in result.output and "does not open" in result.output
