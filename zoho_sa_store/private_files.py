@@ -86,7 +86,8 @@ def guard_sqlite_file(engine: Engine, path: str, *, create: bool = True) -> None
 
 
 class NotARegularFile(OSError):
-    """The output path exists and is not a regular file (nor a symlink): it was left alone."""
+    """The output path exists and is not a regular file, nor a symlink to one or to nothing
+    (a symlink to a device or pipe, such as ``/dev/stdout``, counts as one): left alone."""
 
 
 _KINDS = (
@@ -103,9 +104,16 @@ def _refuse_special(path: str) -> None:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
         return
-    if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+    link = stat.S_ISLNK(mode)
+    if link:  # replaced, unless it leads to one of those (`-o /dev/stdout`)
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:  # dangling, or a loop: replaced like any symlink
+            return
+    if stat.S_ISREG(mode):
         return
     kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    kind = f"a symlink to {kind}" if link else kind
     raise NotARegularFile(errno.EEXIST, f"it is {kind}, not a regular file; left alone", path)
 
 
@@ -118,8 +126,8 @@ def private_output(path: str | os.PathLike[str]) -> Iterator[TextIO]:
     flushed to disk; if the block fails it is removed and ``path`` is unchanged.
 
     Raises:
-        NotARegularFile: ``path`` is a directory, device, pipe or socket (checked before
-            anything is created, and again before the rename).
+        NotARegularFile: ``path`` is a directory, device, pipe or socket, or a symlink to
+            one (checked before anything is created, and again before the rename).
         OSError: the directory cannot be written.
     """
     target = os.fspath(path)

@@ -15,7 +15,8 @@ What keeps this safe:
 * At most :data:`MAX_READERS` threads get a reader (more would each keep SQLite's page
   cache); other threads look up through the pool as before.
 * A forked child never uses its parent's readers (each process gets new ones), and
-  :meth:`Readers.close` closes them all; a reader that fails is closed and replaced.
+  :meth:`Readers.close` closes them all, each once its thread's lookup (if one is under
+  way) has ended, never under it; a reader that fails is closed and replaced.
 
 Only for SQLite files: ``sqlite:///:memory:`` keeps its one shared connection, and the
 servers' lookups keep the pool (a round trip costs far more than the checkout there, and
@@ -60,12 +61,13 @@ class Readers:
             engine.pool, (StaticPool, SingletonThreadPool)
         )
 
-    def cursor(self) -> Any | None:
-        """A cursor of this thread's reader (a DBAPI ``sqlite3.Connection``), opened on first
-        use; None when :data:`MAX_READERS` threads have one already (then use the pool)."""
+    def reader(self) -> _Holder | None:
+        """This thread's reader (a DBAPI ``sqlite3.Connection``), opened on first use; None
+        when :data:`MAX_READERS` threads have one already (then use the pool). Use its
+        ``cursor`` under its ``lock``: a None cursor means :meth:`close` closed it."""
         local = self._local
         if getattr(local, "generation", -1) == self._generation:
-            return local.cursor
+            return local.holder  # type: ignore[no-any-return]
         with self._lock:
             if len(self._open) >= MAX_READERS:
                 return None
@@ -78,8 +80,7 @@ class Readers:
         with self._lock:
             self._open.add(holder)
         local.connection, local.holder, local.generation = connection, holder, generation
-        local.cursor = connection.cursor()
-        return local.cursor
+        return holder
 
     def discard(self) -> None:
         """Close this thread's reader (it failed); the next lookup opens another."""
@@ -100,15 +101,22 @@ class Readers:
 
 
 class _Holder:
-    """One reader connection; closed when its thread ends (the thread-local goes away)."""
+    """One reader connection; closed when its thread ends (the thread-local goes away).
 
-    __slots__ = ("__weakref__", "connection")
+    ``lock`` is held for each lookup on ``cursor``, and by :meth:`close`: closing a sqlite3
+    connection while another thread runs a statement on it can crash the process.
+    """
+
+    __slots__ = ("__weakref__", "connection", "cursor", "lock")
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
+        self.cursor: Any | None = connection.cursor()
+        self.lock = threading.RLock()  # re-entrant: a failed lookup discards its own reader
 
     def close(self) -> None:
-        connection, self.connection = self.connection, None
+        with self.lock:
+            connection, self.connection, self.cursor = self.connection, None, None
         if connection is not None:
             with contextlib.suppress(Exception):  # closed already: nothing to do
                 connection.close()
@@ -123,5 +131,6 @@ def _forget(ref: weakref.ref[Readers]) -> None:
     if readers is not None:
         readers._generation += 1
         for holder in readers._open:  # dropped, not closed: as engine.dispose(close=False)
-            holder.connection = None
+            holder.connection = holder.cursor = None
+            holder.lock = threading.RLock()  # a parent's thread may have held it
         readers._open = weakref.WeakSet()

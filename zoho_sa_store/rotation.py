@@ -24,13 +24,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from zoho_sa_store.errors import TokenStoreError
 from zoho_sa_store.rules import SAVE_RULES, lookup, save_key
+from zoho_sa_store.runner import retryable
 from zoho_sa_store.sealing import SECRET_COLUMNS, Sealing
 from zoho_sa_store.tokens import COLUMNS, TokenFields
 
@@ -38,9 +39,12 @@ if TYPE_CHECKING:
     from zoho_sa_store.store import SQLAlchemyTokenStore
 
 log = logging.getLogger("zoho_sa_store.keys")
+T = TypeVar("T")
 
 BATCH = 100
 """Rows per transaction: short enough that a worker's save waits milliseconds at most."""
+BATCH_ATTEMPTS = 5
+"""Runs of one batch's transaction when it loses a deadlock to a worker's save."""
 PASSES = 3
 """Passes over the table, for rows a concurrent save changed during the previous one."""
 _ANALYZE = {
@@ -108,7 +112,8 @@ def rotate_keys(
 
     Raises:
         ValueError: the store has no keys, or ``batch`` is not a positive int.
-        TokenStoreError: the database failed (the batches before it are committed).
+        TokenStoreError: the database failed (the batches before it are committed); a batch
+            that loses a deadlock is run again first, up to :data:`BATCH_ATTEMPTS` times.
     """
     sealing = store.sealing
     if not sealing.keyed:
@@ -145,7 +150,7 @@ def rotate_keys(
                         done += 1
                 return done, changed, bad, rows[-1].id if len(rows) == batch else None
 
-            done, changed, bad, last = run(store, "rotate-keys", work, write=not dry_run)
+            done, changed, bad, last = _run_batch(store, work, write=not dry_run)
             report.rewritten += done
             skipped += changed
             unreadable += bad
@@ -161,6 +166,22 @@ def rotate_keys(
     if report.rewritten and not dry_run:
         _analyze(store)
     return report
+
+
+def _run_batch(store: SQLAlchemyTokenStore, work: Callable[[Connection], T], write: bool) -> T:
+    """One batch's transaction, run again (up to :data:`BATCH_ATTEMPTS` times) when it lost a
+    deadlock or serialization failure to a worker's save: a batch only rewrites rows still as
+    it read them, so running it again is safe."""
+    from zoho_sa_store.admin import run
+
+    for attempt in range(1, BATCH_ATTEMPTS + 1):
+        try:
+            return run(store, "rotate-keys", work, write=write)
+        except TokenStoreError as error:
+            if attempt == BATCH_ATTEMPTS or not retryable(error.cause):
+                raise
+            log.debug("rotate-keys: a batch lost a deadlock; running it again (%d)", attempt)
+    raise AssertionError("unreachable")
 
 
 def _analyze(store: SQLAlchemyTokenStore) -> None:

@@ -156,9 +156,11 @@ class Runner:
         the thread's own reader (:mod:`zoho_sa_store.readers`) replaces the pool's checkout.
         """
         if self._readers is not None:
-            reader = self._readers.cursor()
+            reader = self._readers.reader()
             if reader is not None:
-                return self._read(operation, reader, sql, params)
+                with reader.lock:
+                    if reader.cursor is not None:  # None: closed meanwhile, use the pool
+                        return self._read(operation, reader.cursor, sql, params)
         dialect = self.engine.dialect
         dbapi_error = dialect.loaded_dbapi.Error
         for attempt in (1, 2):
