@@ -85,12 +85,6 @@ def test_close_while_other_threads_look_up_crashes_nothing(tmp_path: Path) -> No
     assert "failed lookups: 0" in done.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a lookup by grant/access/refresh token of a row sealed under a key this store"
-    " does not hold returns None (the blind-index digest cannot match) instead of"
-    " TokenStoreError: the SDK then sends the used grant again",
-)
 @pytest.mark.parametrize("keys", [K1_OTHER_BYTES, K3], ids=["wrong-key-same-id", "unknown-id"])
 def test_a_lookup_by_token_under_a_missing_key_is_never_none(
     backend_url: str, engine: Engine, keys: str
@@ -104,11 +98,6 @@ def test_a_lookup_by_token_under_a_missing_key_is_never_none(
         other.find_token(token(grant="1000.grant.solo"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a sealed value in a row whose key_id is NULL (a copy of a sealed table"
-    " imported with import-dbstore, a hand-edited row) is handed out as the token",
-)
 def test_a_sealed_value_in_a_plain_row_is_never_handed_out(
     backend_url: str, engine: Engine
 ) -> None:

@@ -110,8 +110,9 @@ def encryption_state(store: SQLAlchemyTokenStore) -> EncryptionState:
     )
 
 
-def check_keys_at_first_use(store: SQLAlchemyTokenStore, run: Run) -> None:
-    """Log a warning when the store's keys cannot open the table's sealed rows.
+def check_keys_at_first_use(store: SQLAlchemyTokenStore, run: Run) -> tuple[str, ...]:
+    """Log a warning when the store's keys cannot open the table's sealed rows; return
+    the key ids of the rows they cannot open (empty when every sampled row opens).
 
     No keys: one warning per process that tokens are stored in plain text, and one if the
     table holds sealed rows. With keys: one naming a key id of the table that is not
@@ -122,6 +123,7 @@ def check_keys_at_first_use(store: SQLAlchemyTokenStore, run: Run) -> None:
     """
     global _plain_warned_in
     sealing, c = store.sealing, store.table.c
+    unreadable: list[str] = []
     try:
         if not sealing.keyed:
             if _plain_warned_in != os.getpid():
@@ -141,7 +143,8 @@ def check_keys_at_first_use(store: SQLAlchemyTokenStore, run: Run) -> None:
                     row.id,
                     KEYS_ENV_VAR,
                 )
-            return
+                unreadable.append(str(row.key_id))
+            return tuple(unreadable)
         stmt = select(c.id, c.key_id).where(c.key_id.not_in(sealing.key_ids)).limit(1)
         row = run(lambda conn: conn.execute(stmt).first())
         if row is not None:
@@ -152,6 +155,7 @@ def check_keys_at_first_use(store: SQLAlchemyTokenStore, run: Run) -> None:
                 row.key_id,
                 row.id,
             )
+            unreadable.append(str(row.key_id))
         columns = (*(c[name] for name in COLUMNS), c.key_id)
         for key_id in sealing.key_ids:
             one: Any = select(*columns).where(c.key_id == key_id).limit(1)
@@ -162,8 +166,10 @@ def check_keys_at_first_use(store: SQLAlchemyTokenStore, run: Run) -> None:
                 sealing.open_row(picked._mapping)
             except TokenStoreError as error:
                 log.warning("the configured key %s does not open the table: %s", key_id, error)
+                unreadable.append(key_id)
     except TokenStoreError as error:
         log.debug("the keys were not checked: %s", error)
+    return tuple(unreadable)
 
 
 def _first(stmt: Any, conn: Connection) -> Any:

@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from zoho_sa_store.cipher import DIGEST_COLUMNS, SECRET_COLUMNS, Cipher
+from zoho_sa_store.cipher import DIGEST_COLUMNS, FORMAT, SECRET_COLUMNS, Cipher
+from zoho_sa_store.errors import TokenStoreError
 from zoho_sa_store.rules import Lookup, save_key
 from zoho_sa_store.tokens import COLUMNS, TokenFields
 
@@ -101,6 +102,12 @@ class Sealing(Cipher):
             TokenStoreError: see :meth:`open_value`.
         """
         if key_id is None:
+            sealed = [name for name in SECRET_COLUMNS if _looks_sealed(getattr(row, name))]
+            if sealed:  # a sealed table copied without key_id, a hand-edited row
+                raise TokenStoreError(
+                    f"token id {row.id!r} holds an encrypted {sealed[0]} but no key id:"
+                    " its row was copied or edited outside the store; it is not handed out"
+                )
             return row
         row_id = row.id
         assert row_id is not None
@@ -190,3 +197,11 @@ class Sealing(Cipher):
         if plain is None or not self.keyed:
             return plain
         return (*(self.keyed_save_key(plain, key_id) for key_id in self.key_ids), plain)
+
+
+_SEALED_PREFIX = FORMAT + ":"
+
+
+def _looks_sealed(value: str | None) -> bool:
+    """True for a value in the sealed format (``zss1:``...), which no Zoho token has."""
+    return value is not None and value.startswith(_SEALED_PREFIX)

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import URL, Engine, MetaData, Table, delete
 
+from zoho_sa_store.errors import TokenStoreError
 from zoho_sa_store.finding import Finder
 from zoho_sa_store.hygiene import log_warnings, safe_url
 from zoho_sa_store.keyring import Keyring, resolve_keys
@@ -47,6 +48,9 @@ from zoho_sa_store.tokens import (
 )
 
 log = logging.getLogger(__name__)
+
+TOKEN_RULES = frozenset({"access", "grant", "refresh"})
+"""The rules that look a row up by a token: with keys, by a digest only the right key makes."""
 
 
 class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
@@ -95,6 +99,8 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         self.sealing = Sealing(resolve_keys(keys), self.table_name)
         """Where secrets are sealed and opened (see :mod:`zoho_sa_store.sealing`)."""
         self._keys_checked = False
+        self._unreadable: tuple[str, ...] = ()
+        """Key ids of rows this store's keys cannot open, found at first use."""
         if write_timeout is not None and (
             isinstance(write_timeout, bool)
             or not isinstance(write_timeout, (int, float))
@@ -232,14 +238,26 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
 
         Raises:
             TokenStoreError: the database failed, or the row is sealed under a key this
-                store does not hold (never None for it).
+                store does not hold (never None for it); or a lookup by token (whose
+                digest only the right key computes) found nothing while the table holds
+                rows this store's keys cannot open (found at first use): the row may be
+                among them, and None would make the SDK send a used grant again.
         """
         found = lookup(fields)
         if found is None:
             return None
         self._check_keys()
         row = self._finder.find(operation, found, known=known)
-        return None if row is None else self._fresh(*row)
+        if row is None:
+            if self._unreadable and found.rule in TOKEN_RULES:
+                ids = ", ".join(self._unreadable)
+                raise TokenStoreError(
+                    f"{operation}: no row matched the {found.rule} token, and table"
+                    f" {self.table_name} holds rows under key id {ids}, which this store's"
+                    " keys cannot open: configure the key (ZOHO_SA_STORE_KEYS)"
+                )
+            return None
+        return self._fresh(*row)
 
     def save_fields(self, fields: TokenFields) -> str:
         """Upsert validated values as :meth:`save_token` does; return the row's id.
@@ -337,4 +355,5 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             self._keys_checked = True
             from zoho_sa_store.keystate import check_keys_at_first_use
 
-            check_keys_at_first_use(self, functools.partial(self._db.run, "check keys"))
+            run = functools.partial(self._db.run, "check keys")
+            self._unreadable = check_keys_at_first_use(self, run)
