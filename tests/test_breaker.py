@@ -114,11 +114,6 @@ def test_a_sealed_value_in_a_plain_row_is_never_handed_out(
         assert not found.get_access_token().startswith("zss1:")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="import-dbstore from a sealed zoho-sa-store table (moving tokens to another"
-    " database) imports the ciphertexts as tokens: every imported token is garbage",
-)
 def test_import_dbstore_of_a_sealed_table_is_refused_or_opened(
     backend_url: str, engine: Engine, tmp_path: Path
 ) -> None:
@@ -278,11 +273,6 @@ def test_rotate_keys_runs_a_batch_again_after_a_deadlock(
         assert conn.execute(text("SELECT DISTINCT key_id FROM oauthtoken")).all() == [("k1",)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`check` reports a table sealed under k1 as fine (exit 0) when the configured k1"
-    " is a different key: every read then fails, and the deploy's probe did not say so",
-)
 def test_check_says_when_the_configured_key_does_not_open_the_rows(
     backend_url: str, engine: Engine
 ) -> None:

@@ -50,7 +50,7 @@ from zoho_sa_store.errors import (
 from zoho_sa_store.health import check_ready
 from zoho_sa_store.hygiene import printable, safe_url, url_secrets
 from zoho_sa_store.keyring import KEYS_ENV_VAR, KeyringError
-from zoho_sa_store.keystate import encryption_state
+from zoho_sa_store.keystate import encryption_state, unreadable_key_ids
 from zoho_sa_store.model import DEFAULT_TABLE_NAME
 from zoho_sa_store.sdk import MissingSDK
 from zoho_sa_store.settings import URL_ENV_VAR, check_table_name, resolve_url, sqlite_file
@@ -278,8 +278,11 @@ def check(url: str | None, table_name: str | None, quick: bool) -> None:
         click.echo(f"{s.table_name}: at head ({migrate.current(s.url, table_name=s.table_name)})")
         with _store(url, table_name) as store:
             state = encryption_state(store)
+            unopened = [k for k in unreadable_key_ids(store) if k in store.sealing.key_ids]
         click.echo("\n".join(state.lines()))
-        if state.unknown:
+        for key_id in unopened:
+            click.echo(f"key {printable(key_id)}: the configured key does not open its rows")
+        if state.unknown or unopened:
             sys.exit(EXIT_ATTENTION)
         return
     head = migrate.head()

@@ -174,3 +174,14 @@ def check_keys_at_first_use(store: SQLAlchemyTokenStore, run: Run) -> tuple[str,
 
 def _first(stmt: Any, conn: Connection) -> Any:
     return conn.execute(stmt).first()
+
+
+def unreadable_key_ids(store: SQLAlchemyTokenStore) -> tuple[str, ...]:
+    """The key ids of the table's rows that the store's keys cannot open: key ids not
+    configured, and configured ones whose sample row does not open (a different key under
+    the same id). What :func:`check_keys_at_first_use` finds, for ``zoho-sa-store check``;
+    a database failure is logged (at debug) and gives none.
+    """
+    from zoho_sa_store.paging import run as run_on
+
+    return check_keys_at_first_use(store, functools.partial(run_on, store, "check"))

@@ -126,7 +126,8 @@ class DBStoreRows:
 
     Raises (when made):
         ValueError: ``table`` is not a name DBStore accepts.
-        SourceError: the table does not exist or lacks one of the SDK's columns.
+        SourceError: the table does not exist, lacks one of the SDK's columns, or holds rows
+            encrypted by this store (a ``key_id``), whose values are ciphertexts.
         sqlalchemy.exc.SQLAlchemyError: the database failed (also while iterating).
     """
 
@@ -136,6 +137,16 @@ class DBStoreRows:
         self.url, self.table = url, table
         with _source(self.url, self.table) as (engine, source), engine.connect() as conn:
             self._count = int(conn.scalar(select(func.count()).select_from(source)) or 0)
+            key_id = source.c.get("key_id")
+            if key_id is not None:  # a table of this store's own, encrypted: not a source
+                stmt = select(func.count()).select_from(source).where(key_id.is_not(None))
+                if sealed := int(conn.scalar(stmt) or 0):
+                    raise SourceError(
+                        f"table {table!r} holds {sealed} encrypted row(s) (zoho-sa-store's own"
+                        " format): importing them would copy ciphertexts; decrypt it first"
+                        " (zoho-sa-store rotate-keys --to-plaintext on that database), or"
+                        " point the app at it"
+                    )
 
     def __len__(self) -> int:
         return self._count
