@@ -125,37 +125,27 @@ def check_keys_at_first_use(store: SQLAlchemyTokenStore, run: Run) -> tuple[str,
     sealing, c = store.sealing, store.table.c
     unreadable: list[str] = []
     try:
-        if not sealing.keyed:
-            if _plain_warned_in != os.getpid():
-                _plain_warned_in = os.getpid()
-                log.warning(
-                    "no encryption keys configured (%s): tokens are stored in plain text",
-                    KEYS_ENV_VAR,
-                )
-            stmt: Any = select(c.id, c.key_id).where(c.key_id.is_not(None)).limit(1)
-            row = run(lambda conn: conn.execute(stmt).first())
-            if row is not None:
-                log.warning(
-                    "table %s holds encrypted tokens (key id %s, e.g. token id %s) and this"
-                    " store has no keys: reading them fails; configure %s",
-                    store.table_name,
-                    row.key_id,
-                    row.id,
-                    KEYS_ENV_VAR,
-                )
-                unreadable.append(str(row.key_id))
-            return tuple(unreadable)
-        stmt = select(c.id, c.key_id).where(c.key_id.not_in(sealing.key_ids)).limit(1)
+        if not sealing.keyed and _plain_warned_in != os.getpid():
+            _plain_warned_in = os.getpid()
+            log.warning(
+                "no encryption keys configured (%s): tokens are stored in plain text",
+                KEYS_ENV_VAR,
+            )
+        # a row under a key id the store lacks: any key id without keys
+        lacking = c.key_id.not_in(sealing.key_ids) if sealing.keyed else c.key_id.is_not(None)
+        stmt: Any = select(c.id, c.key_id).where(lacking).limit(1)
         row = run(lambda conn: conn.execute(stmt).first())
         if row is not None:
+            unreadable.append(str(row.key_id))
             log.warning(
-                "table %s holds tokens under key id %s (e.g. token id %s), which is not"
-                " configured: reading them fails",
+                "table %s holds tokens encrypted under key id %s (e.g. token id %s), %s:"
+                " reading them fails; configure %s",
                 store.table_name,
                 row.key_id,
                 row.id,
+                "which is not configured" if sealing.keyed else "and this store has no keys",
+                KEYS_ENV_VAR,
             )
-            unreadable.append(str(row.key_id))
         columns = (*(c[name] for name in COLUMNS), c.key_id)
         for key_id in sealing.key_ids:
             one: Any = select(*columns).where(c.key_id == key_id).limit(1)
