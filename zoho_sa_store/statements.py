@@ -43,7 +43,7 @@ def bind(criteria: tuple[tuple[str, Any], ...]) -> tuple[Shape, dict[str, Any]]:
     for name, value in criteria:
         if isinstance(value, tuple):
             names.append((name, len(value)))
-            params.update({f"{name}_{i}": v for i, v in enumerate(value)})
+            params.update(zip(parameters((names[-1],)), value, strict=True))  # one naming rule
         else:
             names.append(name)
             params[name] = value
