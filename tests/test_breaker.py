@@ -6,34 +6,23 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine, text
 
+from tests import test_encryption
 from tests.factories import token
+from tests.test_encryption import K1, K1_OTHER_BYTES
 from zoho_sa_store import SQLAlchemyTokenStore, TokenStoreError, upgrade
 from zoho_sa_store.cli import main
 from zoho_sa_store.keyring import new_entry
 from zoho_sa_store.settings import make_engine
 
-K1 = new_entry("k1")
-K1_OTHER_BYTES = "k1:" + new_entry("x").split(":", 1)[1]
 K3 = new_entry("k3")
+engine = test_encryption.engine  # the same fixture: an emptied table before and after
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def engine(backend_url: str) -> Iterator[Engine]:
-    made = make_engine(backend_url)
-    with made.begin() as conn:
-        conn.execute(text("DELETE FROM oauthtoken"))
-    yield made
-    with made.begin() as conn:  # sealed rows would fail the next test's keyless reads
-        conn.execute(text("DELETE FROM oauthtoken"))
-    made.dispose()
 
 
 CLOSE_DURING_LOOKUPS = textwrap.dedent(
