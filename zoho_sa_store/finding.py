@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Row
 from zoho_sa_store.rules import Lookup
 from zoho_sa_store.runner import Runner
 from zoho_sa_store.sealing import Criteria, Sealing
-from zoho_sa_store.statements import Statements, bind, parameters
+from zoho_sa_store.statements import Statements, bind
 from zoho_sa_store.tokens import SharedValues, TokenFields
 
 
@@ -61,9 +61,9 @@ class Finder:
     def _fetch_newest(self, operation: str, criteria: Criteria) -> tuple[Any, ...] | None:
         names, params = bind(criteria)
         sql, positional = self._sql.newest(names)
-        if positional:
-            return self._db.fetch_one(operation, sql, tuple(params[n] for n in parameters(names)))
-        return self._db.fetch_one(operation, sql, params)
+        # bind() fills params in parameters(names)' order, which newest() checked against
+        # the compiled SQL's: the tuple needs no per-call reordering
+        return self._db.fetch_one(operation, sql, tuple(params.values()) if positional else params)
 
     def rows(self, batch: int) -> Iterator[TokenFields]:
         """Every stored row's values, opened, ordered by id, ``batch`` (a positive int, checked

@@ -37,7 +37,8 @@ Shape = tuple["str | tuple[str, int]", ...]
 
 def bind(criteria: tuple[tuple[str, Any], ...]) -> tuple[Shape, dict[str, Any]]:
     """Criteria (column, value; a tuple value: IN) as a :meth:`Statements.select` shape
-    and its parameters."""
+    and its parameters, in :func:`parameters` order (positional drivers take the values
+    as they are)."""
     names: list[str | tuple[str, int]] = []
     params: dict[str, Any] = {}
     for name, value in criteria:
